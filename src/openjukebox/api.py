@@ -1,0 +1,114 @@
+"""The Python API behind the command line: everything the CLI does can be called from here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .audio.io import load_audio, save_audio
+from .checkpoint import load_vqvae, model_id
+from .codec.vqvae import VQVAE, decode_chunked, encode_chunked
+from .codes import CodesFile
+
+DEFAULT_CHUNK_SECONDS = 10.0
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _bar(total: int, desc: str, show: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, disable=not show, leave=False)
+
+
+def encode(
+    audio_path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    levels: list[int] | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> CodesFile:
+    """Encode an audio file to codes at ``levels`` (default all) with the VQ-VAE in ``model_dir``.
+
+    The audio is resampled to the model's rate, mixed to mono, zero-padded to a multiple of the
+    top hop, and encoded in chunks at constant memory.
+    """
+    device = torch.device(device) if device else default_device()
+    model = load_vqvae(model_dir, device)
+    cfg = model.config
+    levels = list(range(cfg.levels)) if levels is None else levels
+    for lv in levels:
+        if not 0 <= lv < cfg.levels:
+            raise ValueError(f"level {lv} does not exist; this model has levels 0..{cfg.levels - 1}")
+    audio = load_audio(audio_path, cfg.sample_rate, allow_silent=True)
+    n = audio.shape[0]
+    top_hop = max(cfg.hop_lengths[lv] for lv in levels)
+    padded = np.zeros(-(-n // top_hop) * top_hop, dtype=np.float32)
+    padded[:n] = audio
+    x = torch.from_numpy(padded).to(device).view(1, 1, -1)
+    chunk = int(chunk_seconds * cfg.sample_rate)
+    codes = {}
+    for lv in levels:
+        with _bar(x.shape[-1], f"encode level {lv}", progress) as bar:
+            codes[lv] = encode_chunked(model, x, lv, chunk, bar.update).cpu()
+    return CodesFile(
+        codes=codes,
+        sample_rate=cfg.sample_rate,
+        n_samples=n,
+        hop_lengths=cfg.hop_lengths,
+        model={"kind": "vqvae", "path": str(Path(model_dir).resolve()), "id": model_id(model_dir)},
+        extra={"source": str(audio_path)},
+    )
+
+
+def resolve_codec(codes: CodesFile, model_dir: str | os.PathLike | None) -> Path:
+    """The VQ-VAE folder to decode ``codes`` with: ``model_dir``, else the one the codes record.
+
+    Fails when the chosen model is not the one that made the codes (their weights differ).
+    """
+    recorded = codes.model.get("path")
+    path = Path(model_dir) if model_dir else (Path(recorded) if recorded else None)
+    if path is None:
+        raise ValueError("these codes record no model; pass --model with the VQ-VAE that made them")
+    if not path.exists():
+        raise ValueError(f"the VQ-VAE {path} is not there; pass --model with the VQ-VAE that made these codes")
+    if codes.model.get("id") and model_id(path) != codes.model["id"]:
+        raise ValueError(
+            f"{path} is not the VQ-VAE that made these codes (weights id {model_id(path)} vs "
+            f"{codes.model['id']}); pass --model with the right one"
+        )
+    return path
+
+
+def decode(
+    codes: CodesFile,
+    level: int,
+    model_dir: str | os.PathLike | None = None,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    model: VQVAE | None = None,
+) -> np.ndarray:
+    """Decode one level of a codes file to audio: float32 (N, T) at ``codes.sample_rate``."""
+    if level not in codes.codes:
+        raise ValueError(f"the codes file has levels {sorted(codes.codes)}, not level {level}")
+    device = torch.device(device) if device else default_device()
+    model = model or load_vqvae(resolve_codec(codes, model_dir), device)
+    z = codes.codes[level].to(device)
+    chunk = int(chunk_seconds * codes.sample_rate)
+    with _bar(z.shape[1] * codes.hop_lengths[level], f"decode level {level}", progress) as bar:
+        audio = decode_chunked(model, z, level, chunk, bar.update)
+    return audio[:, 0, : codes.n_samples].cpu().numpy()
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> list[Path]:
+    """Write (N, T) audio: one file, or ``name_{i}.ext`` per item when N > 1."""
+    path = Path(path)
+    if audio.shape[0] == 1:
+        return [save_audio(path, audio[0], sample_rate)]
+    return [save_audio(path.with_stem(f"{path.stem}_{i}"), a, sample_rate) for i, a in enumerate(audio)]

@@ -1,0 +1,103 @@
+"""Model folders (``config.json`` + ``model.safetensors``) and training-state files.
+
+A model folder is what every command takes as ``--model``. Loading is strict: a missing,
+unexpected or mis-shaped tensor is an error naming each one. Training state (optimizer, step,
+codebook statistics, RNG) is a ``torch.save`` file read back with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .codec.config import VQVAEConfig
+from .codec.vqvae import VQVAE
+from .fileio import atomic_path, file_sha256
+
+FORMAT_VERSION = 1
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A model folder or checkpoint that cannot be loaded; the message says what is wrong."""
+
+
+def save_model(model_dir: str | os.PathLike, model: nn.Module, kind: str, config: dict, **extra) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically (weights first, config last)."""
+    model_dir = Path(model_dir)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(model_dir / WEIGHTS_NAME) as tmp:
+        save_file(state, tmp, metadata={"format": "openjukebox", "kind": kind})
+    doc = {"format_version": FORMAT_VERSION, "kind": kind, "config": config, **extra}
+    with atomic_path(model_dir / CONFIG_NAME) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=True))
+    return model_dir
+
+
+def read_model_config(model_dir: str | os.PathLike, kind: str) -> dict:
+    """The parsed ``config.json`` of a model folder, checked to be of ``kind``."""
+    model_dir = Path(model_dir)
+    cfg_path = model_dir / CONFIG_NAME
+    if not cfg_path.is_file() or not (model_dir / WEIGHTS_NAME).is_file():
+        raise CheckpointError(
+            f"{model_dir} is not a model folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
+            "(a training run writes them into its --out folder)"
+        )
+    doc = json.loads(cfg_path.read_text())
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{cfg_path}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}")
+    if doc.get("kind") != kind:
+        raise CheckpointError(f"{model_dir} holds a {doc.get('kind')!r} model, but a {kind!r} model is needed")
+    return doc
+
+
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict, failing with every missing, unexpected and mis-shaped key named."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        (f"missing keys: {missing}" if missing else ""),
+        (f"unexpected keys: {unexpected}" if unexpected else ""),
+        (f"wrong shapes: {shapes}" if shapes else ""),
+    ]
+    if any(problems):
+        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(p for p in problems if p))
+    model.load_state_dict(state, strict=True)
+
+
+def load_vqvae(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> VQVAE:
+    """The VQ-VAE of a model folder, in eval mode on ``device``."""
+    doc = read_model_config(model_dir, "vqvae")
+    model = VQVAE(VQVAEConfig.from_dict(doc["config"]))
+    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir))
+    return model.to(device).eval()
+
+
+def model_id(model_dir: str | os.PathLike) -> str:
+    """A short content hash of a model's weights: codes record it to catch a wrong --model."""
+    return file_sha256(Path(model_dir) / WEIGHTS_NAME)[:16]
+
+
+def save_train_state(path: str | os.PathLike, state: dict) -> None:
+    """Atomically write training state (tensors, numbers, strings, lists and dicts only)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_train_state(path: str | os.PathLike) -> dict:
+    """Read training state written by ``save_train_state``; never runs code from the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure here means the file is not ours or damaged
+        raise CheckpointError(f"{path}: cannot be loaded safely ({e})") from None
