@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def _train_vqvae(args: argparse.Namespace) -> int:
     }
     tc = dataclasses.replace(tc, **{k: v for k, v in overrides.items() if v is not None}, bf16=args.bf16)
     metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
     if metrics:
         levels = sorted(int(k.rsplit("_l", 1)[1]) for k in metrics if k.startswith("sc_db_l"))
         for lv in levels:

@@ -10,7 +10,7 @@ from pathlib import Path
 class CSVLog:
     """Append rows ``{"step": s, metric: value, ...}`` to a CSV file.
 
-    On resume, rows logged after the checkpoint's step are dropped first, so a resumed run's log
+    On resume, rows logged after the checkpoint (steps > resume_step) are dropped first, so a resumed run's log
     reads as if it had never stopped.
     """
 
@@ -21,7 +21,7 @@ class CSVLog:
             with open(self.path, newline="") as f:
                 reader = csv.DictReader(f)
                 self.fields = reader.fieldnames
-                rows = [r for r in reader if int(r["step"]) < resume_step]
+                rows = [r for r in reader if int(r["step"]) <= resume_step]
             with open(self.path, "w", newline="") as f:
                 writer = csv.DictWriter(f, self.fields)
                 writer.writeheader()

@@ -51,7 +51,9 @@ class TrainConfig:
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "vqvae": TrainConfig(batch_size=4, sample_length=262144),
     "small": TrainConfig(batch_size=8, sample_length=16384, eval_every=250, save_every=250),
-    "tiny": TrainConfig(steps=300, batch_size=4, sample_length=8192, lr=1e-3, eval_every=100, save_every=100),
+    "tiny": TrainConfig(
+        steps=300, batch_size=4, sample_length=8192, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100
+    ),
 }
 
 
@@ -166,6 +168,7 @@ def train_vqvae(
         torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
     )
     last_val: dict[str, float] = {}
+    interval: list[torch.Tensor] = []  # per-step metrics since the last log row
     bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="train vqvae",
                disable=not (progress and dist.is_main))
 
@@ -179,10 +182,12 @@ def train_vqvae(
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad)
         opt.step()
-        if (step + 1) % tc.log_every == 0 or step == start:
-            names = sorted(metrics)
-            values = D.mean_across_ranks(torch.stack([metrics[k].float() for k in names]).cpu())
-            row = {"step": step + 1, "lr": opt.param_groups[0]["lr"], "grad_norm": float(grad_norm)}
+        names = sorted(metrics)
+        interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
+        if (step + 1) % tc.log_every == 0 or step == 0:  # log the mean over the interval
+            values = D.mean_across_ranks(torch.stack(interval).mean(0))
+            interval.clear()
+            row = {"step": step + 1, "lr": opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
             row.update({k: float(v) for k, v in zip(names, values)})
             if train_log:
                 train_log.write(row)
@@ -194,6 +199,8 @@ def train_vqvae(
             return result
         return None
 
+    if dist.is_main and val is not None and start == 0:
+        val_log.write({"step": 0, **evaluate(model, val, bw, tc.batch_size)})  # the untrained baseline
     try:
         with GracefulStop() as stopper:
             for step in bar:
