@@ -54,9 +54,7 @@ def test_crops_depend_only_on_seed_step_and_rank(folder, tmp_path):
     assert batch.shape == (5, 1, 4000)
     sources = [np.load(t.cache) for t in audio.train]  # every crop is a real slice of some file
     for crop in batch[:, 0].numpy():
-        assert any(
-            np.array_equal(s[i : i + 4000], crop) for s in sources for i in np.flatnonzero(s == crop[0])
-        )
+        assert any(np.array_equal(s[i : i + 4000], crop) for s in sources for i in np.flatnonzero(s == crop[0]))
     val = fixed_crops(audio.val, 4000, per_file=3)
     assert val.shape == (3 * len(audio.val), 1, 4000) and torch.equal(val, fixed_crops(audio.val, 4000, 3))
 
@@ -64,8 +62,10 @@ def test_crops_depend_only_on_seed_step_and_rank(folder, tmp_path):
 def test_manifest_paths_are_relative_to_it_and_keep_labels(folder, tmp_path):
     manifest = folder / "train.jsonl"
     manifest.write_text(
-        json.dumps({"path": "sub/song0.flac", "artist": "A", "genre": "g"}) + "\n\n"
-        + json.dumps({"path": str(folder / "sub" / "song1.flac")}) + "\n"
+        json.dumps({"path": "sub/song0.flac", "artist": "A", "genre": "g"})
+        + "\n\n"
+        + json.dumps({"path": str(folder / "sub" / "song1.flac")})
+        + "\n"
     )
     entries = read_sources(manifest)
     assert entries[0] == {"path": str(folder / "sub" / "song0.flac"), "artist": "A", "genre": "g"}

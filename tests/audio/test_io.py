@@ -19,8 +19,13 @@ def _peak_hz(x, sr):
 
 @pytest.mark.parametrize(
     "ext,fmt,subtype,sr",
-    [("wav", "WAV", "PCM_16", SR), ("flac", "FLAC", "PCM_16", SR), ("ogg", "OGG", "VORBIS", SR),
-     ("opus", "OGG", "OPUS", 48000), ("mp3", "MP3", "MPEG_LAYER_III", 44100)],
+    [
+        ("wav", "WAV", "PCM_16", SR),
+        ("flac", "FLAC", "PCM_16", SR),
+        ("ogg", "OGG", "VORBIS", SR),
+        ("opus", "OGG", "OPUS", 48000),
+        ("mp3", "MP3", "MPEG_LAYER_III", 44100),
+    ],
 )
 def test_reads_every_supported_format(tmp_path, ext, fmt, subtype, sr):
     path = tmp_path / f"tone.{ext}"

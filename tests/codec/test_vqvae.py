@@ -20,8 +20,9 @@ def original():
     """The original code's tiny VQ-VAE checkpoint and its recorded inputs/outputs."""
     hp = json.loads((OPENAI / "vqvae_hparams.json").read_text())
     o = hp["overrides"]
-    cfg = VQVAEConfig(sample_rate=o["sr"], emb_width=o["emb_width"], l_bins=o["l_bins"], width=o["width"],
-                      depth=o["depth"])
+    cfg = VQVAEConfig(
+        sample_rate=o["sr"], emb_width=o["emb_width"], l_bins=o["l_bins"], width=o["width"], depth=o["depth"]
+    )
     model = VQVAE(cfg).eval()
     ckpt = torch.load(OPENAI / "vqvae.pth.tar", map_location="cpu", weights_only=True)
     load_state_strict(model, ckpt["model"], "vqvae.pth.tar")

@@ -15,8 +15,9 @@ from openjukebox.training.metrics import read_csv
 from openjukebox.training.vqvae import TRAIN_PRESETS, train_vqvae
 
 TINY = get_preset("tiny")
-FAST = dataclasses.replace(TRAIN_PRESETS["tiny"], batch_size=2, sample_length=4096, log_every=1,
-                           eval_every=1000, save_every=1000)
+FAST = dataclasses.replace(
+    TRAIN_PRESETS["tiny"], batch_size=2, sample_length=4096, log_every=1, eval_every=1000, save_every=1000
+)
 
 
 def test_small_preset_learns_rendered_music(rendered_dir, tmp_path):
@@ -39,9 +40,18 @@ def test_resume_continues_exactly(rendered_dir, tmp_path):
     train_vqvae(rendered_dir, tmp_path / "straight", TINY, dataclasses.replace(FAST, steps=6), progress=False)
     train_vqvae(rendered_dir, tmp_path / "split", TINY, dataclasses.replace(FAST, steps=3), progress=False)
     assert load_train_state(tmp_path / "split" / "train_state.pt")["step"] == 3
-    train_vqvae(rendered_dir, tmp_path / "split", TINY, dataclasses.replace(FAST, steps=6), resume=True,
-                progress=False)
-    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "split" / "model.safetensors")
+    train_vqvae(
+        rendered_dir,
+        tmp_path / "split",
+        TINY,
+        dataclasses.replace(FAST, steps=6),
+        resume=True,
+        progress=False,
+    )
+    a, b = (
+        load_file(tmp_path / "straight" / "model.safetensors"),
+        load_file(tmp_path / "split" / "model.safetensors"),
+    )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     la, lb = read_csv(tmp_path / "straight" / "train.csv"), read_csv(tmp_path / "split" / "train.csv")
     assert [r["step"] for r in lb] == [1, 2, 3, 4, 5, 6]
@@ -62,8 +72,20 @@ def _cli(*args):
 
 def test_ctrl_c_saves_and_resume_finishes(rendered_dir, tmp_path):
     run = tmp_path / "run"
-    args = ["--data", str(rendered_dir), "--preset", "tiny", "--out", str(run), "--steps", "100000",
-            "--batch-size", "2", "--sample-length", "4096"]
+    args = [
+        "--data",
+        str(rendered_dir),
+        "--preset",
+        "tiny",
+        "--out",
+        str(run),
+        "--steps",
+        "100000",
+        "--batch-size",
+        "2",
+        "--sample-length",
+        "4096",
+    ]
     proc = subprocess.Popen(_cli(*args), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (run / "train.csv").exists() or len(read_csv(run / "train.csv")) < 2:
@@ -82,15 +104,33 @@ def test_ctrl_c_saves_and_resume_finishes(rendered_dir, tmp_path):
 
 def test_torchrun_two_processes_matches_one_process(rendered_dir, tmp_path):
     """Same global batch over 2 gloo ranks: same loss curve shape, one checkpoint written."""
-    common = ["--data", str(rendered_dir), "--preset", "tiny", "--steps", "60", "--batch-size", "4",
-              "--sample-length", "4096", "--eval-every", "1000"]
+    common = [
+        "--data",
+        str(rendered_dir),
+        "--preset",
+        "tiny",
+        "--steps",
+        "60",
+        "--batch-size",
+        "4",
+        "--sample-length",
+        "4096",
+        "--eval-every",
+        "1000",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run(_cli(*common, "--out", str(tmp_path / "one")), capture_output=True, text=True,
-                         env=env, timeout=300)
+    one = subprocess.run(
+        _cli(*common, "--out", str(tmp_path / "one")), capture_output=True, text=True, env=env, timeout=300
+    )
     assert one.returncode == 0, one.stderr
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = subprocess.run(launcher + ["-m", "openjukebox"] + _cli(*common, "--out", str(tmp_path / "two"))[3:],
-                         capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(
+        launcher + ["-m", "openjukebox"] + _cli(*common, "--out", str(tmp_path / "two"))[3:],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr
     curve1 = torch.tensor([r["loss"] for r in read_csv(tmp_path / "one" / "train.csv")])
     curve2 = torch.tensor([r["loss"] for r in read_csv(tmp_path / "two" / "train.csv")])
@@ -100,6 +140,13 @@ def test_torchrun_two_processes_matches_one_process(rendered_dir, tmp_path):
     assert (curve2[-2:].mean() / curve1[-2:].mean()).item() == pytest.approx(1.0, abs=0.3)
     assert "model written" not in two.stdout.replace("model written", "", 1)  # rank 0 reports once
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
-    assert files == ["cache", "config.json", "model.safetensors", "skipped.txt", "train.csv", "train_state.pt",
-                     "val.csv"]
+    assert files == [
+        "cache",
+        "config.json",
+        "model.safetensors",
+        "skipped.txt",
+        "train.csv",
+        "train_state.pt",
+        "val.csv",
+    ]
     assert load_train_state(tmp_path / "two" / "train_state.pt")["step"] == 60

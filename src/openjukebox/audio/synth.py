@@ -103,9 +103,7 @@ def _render_note(midi: int, seconds: float, inst: Instrument, sr: int, amp: floa
     return (amp * env * tone).astype(np.float32)
 
 
-def render_score(
-    score: str, instrument: str, sample_rate: int, bpm: float = 100.0, transpose: int = 0
-) -> np.ndarray:
+def render_score(score: str, instrument: str, sample_rate: int, bpm: float = 100.0, transpose: int = 0) -> np.ndarray:
     """Render a score of SCORES with an instrument of INSTRUMENTS: mono float32 (T,), peak 0.8."""
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; known: {', '.join(SCORES)}")
@@ -125,11 +123,13 @@ def render_score(
     return out * (0.8 / max(float(np.abs(out).max()), 1e-6))
 
 
-def write_rendered_dataset(out_dir: str | Path, sample_rate: int, transposes=(0, -3, 4)) -> list[Path]:
-    """Render every score x instrument x transposition to FLAC files in out_dir; returns the paths."""
+def write_rendered_dataset(
+    out_dir: str | Path, sample_rate: int, transposes=(0, -3, 4), scores: tuple[str, ...] | None = None
+) -> list[Path]:
+    """Render scores (default all) x instruments x transpositions to FLAC files in out_dir."""
     out_dir = Path(out_dir)
     paths = []
-    for score in SCORES:
+    for score in scores or tuple(SCORES):
         for instrument in INSTRUMENTS:
             for k, semitones in enumerate(transposes):
                 bpm = 90 + 15 * k

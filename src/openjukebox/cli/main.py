@@ -22,8 +22,13 @@ def _train_vqvae(args: argparse.Namespace) -> int:
     cfg = get_preset(args.preset)
     tc = TRAIN_PRESETS.get(args.preset, TrainConfig())
     overrides = {
-        "steps": args.steps, "batch_size": args.batch_size, "sample_length": args.sample_length,
-        "lr": args.lr, "seed": args.seed, "save_every": args.save_every, "eval_every": args.eval_every,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "sample_length": args.sample_length,
+        "lr": args.lr,
+        "seed": args.seed,
+        "save_every": args.save_every,
+        "eval_every": args.eval_every,
     }
     tc = dataclasses.replace(tc, **{k: v for k, v in overrides.items() if v is not None}, bf16=args.bf16)
     metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet)

@@ -118,6 +118,4 @@ class Bottleneck(nn.Module):
 
     def __init__(self, l_bins: int, emb_width: int, mu: float, threshold: float, levels: int):
         super().__init__()
-        self.level_blocks = nn.ModuleList(
-            BottleneckBlock(l_bins, emb_width, mu, threshold) for _ in range(levels)
-        )
+        self.level_blocks = nn.ModuleList(BottleneckBlock(l_bins, emb_width, mu, threshold) for _ in range(levels))

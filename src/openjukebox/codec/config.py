@@ -66,7 +66,7 @@ class VQVAEConfig:
     @property
     def downsamples(self) -> tuple[int, ...]:
         """Downsampling factor of each encoder block, e.g. (8, 4, 4)."""
-        return tuple(s**d for s, d in zip(self.strides_t, self.downs_t))
+        return tuple(s**d for s, d in zip(self.strides_t, self.downs_t, strict=True))
 
     @property
     def hop_lengths(self) -> tuple[int, ...]:
@@ -99,12 +99,22 @@ PRESETS: dict[str, VQVAEConfig] = {
     "vqvae": VQVAEConfig(),
     # CPU-sized, 22.05 kHz, same hop lengths 8/32/128: trains in about an hour on 2 cores.
     "small": VQVAEConfig(
-        sample_rate=22050, emb_width=32, l_bins=512, width=32, depth=3, multipliers=(1, 1, 1),
+        sample_rate=22050,
+        emb_width=32,
+        l_bins=512,
+        width=32,
+        depth=3,
+        multipliers=(1, 1, 1),
         loss=LossConfig(linf_k=512),
     ),
     # For tests and the demo: trains a few hundred steps in under a minute.
     "tiny": VQVAEConfig(
-        sample_rate=22050, emb_width=16, l_bins=64, width=16, depth=2, multipliers=(1, 1, 1),
+        sample_rate=22050,
+        emb_width=16,
+        l_bins=64,
+        width=16,
+        depth=2,
+        multipliers=(1, 1, 1),
         loss=LossConfig(linf_k=256),
     ),
 }

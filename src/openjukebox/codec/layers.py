@@ -78,9 +78,7 @@ class Resnet1D(nn.Module):
 class EncoderConvBlock(nn.Module):
     """Downsample (N, c_in, T) -> (N, c_out, T / stride**down_t) with strided convs and resnets."""
 
-    def __init__(
-        self, c_in: int, c_out: int, down_t: int, stride_t: int, width: int, depth: int, **resnet_kwargs
-    ):
+    def __init__(self, c_in: int, c_out: int, down_t: int, stride_t: int, width: int, depth: int, **resnet_kwargs):
         super().__init__()
         steps: list[nn.Module] = [
             nn.Sequential(
@@ -99,17 +97,13 @@ class EncoderConvBlock(nn.Module):
 class DecoderConvBlock(nn.Module):
     """Upsample (N, c_in, T) -> (N, c_out, T * stride**down_t) with resnets and transposed convs."""
 
-    def __init__(
-        self, c_in: int, c_out: int, down_t: int, stride_t: int, width: int, depth: int, **resnet_kwargs
-    ):
+    def __init__(self, c_in: int, c_out: int, down_t: int, stride_t: int, width: int, depth: int, **resnet_kwargs):
         super().__init__()
         steps: list[nn.Module] = [nn.Conv1d(c_in, width, 3, 1, 1)]
         steps += [
             nn.Sequential(
                 Resnet1D(width, depth, **resnet_kwargs),
-                nn.ConvTranspose1d(
-                    width, c_out if i == down_t - 1 else width, 2 * stride_t, stride_t, stride_t // 2
-                ),
+                nn.ConvTranspose1d(width, c_out if i == down_t - 1 else width, 2 * stride_t, stride_t, stride_t // 2),
             )
             for i in range(down_t)
         ]
@@ -126,7 +120,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.level_blocks = nn.ModuleList(
             EncoderConvBlock(1 if i == 0 else emb_width, emb_width, d, s, width, depth, **resnet_kwargs)
-            for i, (d, s) in enumerate(zip(downs_t, strides_t))
+            for i, (d, s) in enumerate(zip(downs_t, strides_t, strict=True))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +136,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.level_blocks = nn.ModuleList(
             DecoderConvBlock(emb_width, emb_width, d, s, width, depth, **resnet_kwargs)
-            for d, s in zip(downs_t, strides_t)
+            for d, s in zip(downs_t, strides_t, strict=True)
         )
         self.out = nn.Conv1d(emb_width, 1, 3, 1, 1)
 

@@ -44,10 +44,8 @@ def spectral_loss(x: torch.Tensor, x_hat: torch.Tensor, bw: Bandwidth, stft=DEFA
 
 def multispectral_loss(x: torch.Tensor, x_hat: torch.Tensor, bw: Bandwidth, cfg: LossConfig) -> torch.Tensor:
     """The spectral loss averaged over the multi-resolution STFTs of ``cfg``."""
-    stfts = list(zip(cfg.multispec_n_fft, cfg.multispec_hop, cfg.multispec_window))
-    per_item = sum(
-        _item_norm(stft_magnitude(x, *s) - stft_magnitude(x_hat, *s)) for s in stfts
-    ) / len(stfts)
+    stfts = list(zip(cfg.multispec_n_fft, cfg.multispec_hop, cfg.multispec_window, strict=True))
+    per_item = sum(_item_norm(stft_magnitude(x, *s) - stft_magnitude(x_hat, *s)) for s in stfts) / len(stfts)
     return (per_item / bw.spec).mean()
 
 

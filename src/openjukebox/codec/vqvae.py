@@ -61,9 +61,7 @@ class VQVAE(nn.Module):
         """Audio (N, 1, T) -> level-L codes (N, T / hop_L), T a multiple of hop_L."""
         self._check_length(x.shape[-1], level)
         latents = self.encoders[level](x)
-        codes, _ = self.bottleneck.level_blocks[level].quantise(
-            latents.permute(0, 2, 1).reshape(-1, latents.shape[1])
-        )
+        codes, _ = self.bottleneck.level_blocks[level].quantise(latents.permute(0, 2, 1).reshape(-1, latents.shape[1]))
         return codes.view(x.shape[0], -1)
 
     @torch.no_grad()
@@ -85,8 +83,12 @@ class VQVAE(nn.Module):
             mspec = multispectral_loss(x, x_hat, bw, cfg)
             total = total + rec["recons"] + cfg.spectral * spec + cfg.multispectral * mspec + cfg.commit * commit
             level_metrics = {
-                "recons": rec["recons"], "spectral": spec, "multispectral": mspec, "commit": commit,
-                "sc_db": spectral_convergence_db(x, x_hat.detach()), **qm,
+                "recons": rec["recons"],
+                "spectral": spec,
+                "multispectral": mspec,
+                "commit": commit,
+                "sc_db": spectral_convergence_db(x, x_hat.detach()),
+                **qm,
             }
             metrics.update({f"{k}_l{level}": v.detach() for k, v in level_metrics.items()})
         metrics["loss"] = total.detach()

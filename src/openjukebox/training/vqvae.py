@@ -114,108 +114,140 @@ def _prepare_data(data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, dist: D.Di
     return audio
 
 
-def _checkpoint(out: Path, model: VQVAE, opt, step: int, bw: Bandwidth, cfg, tc) -> None:
-    state = {
-        "step": step, "model": _full_state(model), "optimizer": opt.state_dict(),
-        "rng": torch.get_rng_state(), "bandwidth": dataclasses.asdict(bw),
-        "model_config": cfg.to_dict(), "train_config": dataclasses.asdict(tc),
-    }
-    save_train_state(out / STATE_NAME, state)
-    save_model(out, model, "vqvae", cfg.to_dict(), bandwidth=dataclasses.asdict(bw), trained_steps=step)
+def _load_run(
+    out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool
+) -> tuple[dict | None, VQVAEConfig, TrainConfig]:
+    """The saved state and configs of a run folder (resume), or checks that ``out`` is free."""
+    if not resume:
+        if (out / STATE_NAME).exists():
+            raise ValueError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
+        return None, cfg, tc
+    if not (out / STATE_NAME).exists():
+        raise ValueError(f"nothing to resume: {out / STATE_NAME} does not exist")
+    state = load_train_state(out / STATE_NAME)
+    saved_tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
+    return state, VQVAEConfig.from_dict(state["model_config"]), saved_tc
+
+
+class VQVAERun:
+    """One training run: data, model, optimizer and logs, built fresh or from a run folder."""
+
+    def __init__(self, data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool, dist: D.DistInfo):
+        state, cfg, tc = _load_run(out, cfg, tc, resume)
+        out.mkdir(parents=True, exist_ok=True)
+        if tc.batch_size % dist.world_size:
+            raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
+        self.out, self.cfg, self.tc, self.dist = out, cfg, tc, dist
+        audio = _prepare_data(data, out, cfg, tc, dist)
+        self.sampler = CropSampler(audio.train, tc.sample_length, tc.seed)
+        self.val = fixed_crops(audio.val, tc.sample_length, tc.val_crops_per_file) if audio.val else None
+        torch.manual_seed(tc.seed)
+        self.model = VQVAE(cfg).to(dist.device).train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.start = 0
+        if state:
+            self.bw = Bandwidth(**state["bandwidth"])
+            _load_full_state(self.model, state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            self.start = state["step"]
+        else:
+            self.bw = compute_bandwidth(self.sampler.batch(tc.batch_size, 10**9 + i) for i in range(8))
+        multi = dist.world_size > 1
+        self.ddp = DistributedDataParallel(self.model, broadcast_buffers=False) if multi else self.model
+        keep = self.start if state else None
+        self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
+        self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None
+        self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
+
+    def step(self, step: int) -> dict[str, float] | None:
+        """One optimisation step; returns the logged row when this step is logged."""
+        tc, dist = self.tc, self.dist
+        for group in self.opt.param_groups:
+            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+        x = self.sampler.batch(tc.batch_size // dist.world_size, step, dist.rank).to(dist.device)
+        bf16 = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
+        with bf16:
+            loss, metrics = self.ddp(x, self.bw)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad)
+        self.opt.step()
+        names = sorted(metrics)
+        self._interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
+        if (step + 1) % tc.log_every and step != 0:
+            return None
+        values = D.mean_across_ranks(torch.stack(self._interval).mean(0))  # the mean over the interval
+        self._interval.clear()
+        row = {"step": step + 1, "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
+        row.update({k: float(v) for k, v in zip(names, values[:-1], strict=True)})
+        if self.train_log:
+            self.train_log.write(row)
+        return row
+
+    def validate(self, done: int) -> dict[str, float]:
+        result = {"step": done, **evaluate(self.model, self.val, self.bw, self.tc.batch_size)}
+        self.val_log.write(result)
+        return result
+
+    def save(self, done: int) -> None:
+        """Atomically write the resumable state and the exported model (rank 0), then sync ranks."""
+        if self.dist.is_main:
+            cfg, bw = self.cfg, dataclasses.asdict(self.bw)
+            state = {
+                "step": done,
+                "model": _full_state(self.model),
+                "optimizer": self.opt.state_dict(),
+                "rng": torch.get_rng_state(),
+                "bandwidth": bw,
+                "model_config": cfg.to_dict(),
+                "train_config": dataclasses.asdict(self.tc),
+            }
+            save_train_state(self.out / STATE_NAME, state)
+            save_model(self.out, self.model, "vqvae", cfg.to_dict(), bandwidth=bw, trained_steps=done)
+        D.barrier()
+
+    def fit(self, progress: bool) -> dict[str, float]:
+        """Train up to ``tc.steps``; Ctrl-C saves after the current step and re-raises."""
+        tc, main = self.tc, self.dist.is_main
+        validating = main and self.val is not None
+        last_val: dict[str, float] = {}
+        if validating and self.start == 0:
+            last_val = self.validate(0)  # the untrained baseline
+        steps = range(self.start, tc.steps)
+        bar = tqdm(steps, initial=self.start, total=tc.steps, desc="train vqvae", disable=not (progress and main))
+        with bar, GracefulStop() as stopper:
+            for step in bar:
+                row = self.step(step)
+                if row:
+                    bar.set_postfix(loss=f"{row['loss']:.3g}", sc_db_l0=f"{row['sc_db_l0']:.1f}")
+                done = step + 1
+                if validating and (done % tc.eval_every == 0 or done == tc.steps):
+                    last_val = self.validate(done)
+                stop = stopper.requested()
+                if done % tc.save_every == 0 or done == tc.steps or stop:
+                    self.save(done)
+                if stop:
+                    if main:
+                        print(f"\nstopped: saved step {done} to {self.out}; continue with --resume", file=sys.stderr)
+                    raise KeyboardInterrupt
+        return last_val
 
 
 def train_vqvae(
-    data: str | Path, out: str | Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool = False,
+    data: str | Path,
+    out: str | Path,
+    cfg: VQVAEConfig,
+    tc: TrainConfig,
+    resume: bool = False,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Train (or resume) a VQ-VAE on ``data`` into run folder ``out``; returns the last validation metrics."""
+    """Train (or resume) a VQ-VAE on ``data`` into run folder ``out``; returns the last validation metrics.
+
+    The same call runs in one process or under torchrun (one rank per process).
+    """
     dist = D.setup()
-    out = Path(out)
-    state = None
-    if (out / STATE_NAME).exists() and not resume:
-        raise ValueError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
-    if resume:
-        if not (out / STATE_NAME).exists():
-            raise ValueError(f"nothing to resume: {out / STATE_NAME} does not exist")
-        state = load_train_state(out / STATE_NAME)
-        cfg = VQVAEConfig.from_dict(state["model_config"])
-        tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
-    out.mkdir(parents=True, exist_ok=True)
-    if tc.batch_size % dist.world_size:
-        raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
-    audio = _prepare_data(data, out, cfg, tc, dist)
-    sampler = CropSampler(audio.train, tc.sample_length, tc.seed)
-    val = fixed_crops(audio.val, tc.sample_length, tc.val_crops_per_file) if audio.val else None
-    if state:
-        bw = Bandwidth(**state["bandwidth"])
-    else:
-        bw = compute_bandwidth(sampler.batch(tc.batch_size, 10**9 + i) for i in range(8))
-
-    torch.manual_seed(tc.seed)
-    model = VQVAE(cfg).to(dist.device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    start = 0
-    if state:
-        _load_full_state(model, state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        start = state["step"]
-    ddp = DistributedDataParallel(model, broadcast_buffers=False) if dist.world_size > 1 else model
-    train_log = CSVLog(out / "train.csv", start if state else None) if dist.is_main else None
-    val_log = CSVLog(out / "val.csv", start if state else None) if dist.is_main else None
-    local_bs = tc.batch_size // dist.world_size
-    autocast = (
-        torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
-    )
-    last_val: dict[str, float] = {}
-    interval: list[torch.Tensor] = []  # per-step metrics since the last log row
-    bar = tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="train vqvae",
-               disable=not (progress and dist.is_main))
-
-    def _train_step(step: int) -> dict[str, float] | None:
-        for group in opt.param_groups:
-            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
-        x = sampler.batch(local_bs, step, dist.rank).to(dist.device)
-        with autocast:
-            loss, metrics = ddp(x, bw)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad)
-        opt.step()
-        names = sorted(metrics)
-        interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
-        if (step + 1) % tc.log_every == 0 or step == 0:  # log the mean over the interval
-            values = D.mean_across_ranks(torch.stack(interval).mean(0))
-            interval.clear()
-            row = {"step": step + 1, "lr": opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
-            row.update({k: float(v) for k, v in zip(names, values)})
-            if train_log:
-                train_log.write(row)
-            bar.set_postfix(loss=f"{row['loss']:.3g}", sc_db_l0=f"{row['sc_db_l0']:.1f}")
-        done = step + 1
-        if dist.is_main and val is not None and (done % tc.eval_every == 0 or done == tc.steps):
-            result = {"step": done, **evaluate(model, val, bw, tc.batch_size)}
-            val_log.write(result)
-            return result
-        return None
-
-    if dist.is_main and val is not None and start == 0:
-        val_log.write({"step": 0, **evaluate(model, val, bw, tc.batch_size)})  # the untrained baseline
     try:
-        with GracefulStop() as stopper:
-            for step in bar:
-                last_val = _train_step(step) or last_val
-                done = step + 1
-                stop = stopper.requested()
-                if done % tc.save_every == 0 or done == tc.steps or stop:
-                    if dist.is_main:
-                        _checkpoint(out, model, opt, done, bw, cfg, tc)
-                    D.barrier()
-                if stop:
-                    if dist.is_main:
-                        print(f"\nstopped: saved step {done} to {out}; continue with --resume", file=sys.stderr)
-                    raise KeyboardInterrupt
+        return VQVAERun(data, Path(out), cfg, tc, resume, dist).fit(progress)
     finally:
-        bar.close()
         D.cleanup()
-    return last_val
