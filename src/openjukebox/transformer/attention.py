@@ -153,4 +153,4 @@ class Attention(nn.Module):
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # rows with no key (prev block 0) -> 0
         if self.record:
             self.weights = weights.detach()
-        return self._merge((weights.to(v.dtype) @ v))
+        return self._merge(weights.to(v.dtype) @ v)

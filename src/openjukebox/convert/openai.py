@@ -1,0 +1,95 @@
+"""Map the original Jukebox state dicts onto ours through one declarative table.
+
+Each rule is (original key pattern, our key template, transform). ``{attn_in}`` resolves to the
+layer's input projection (``qkv`` for self attention, ``q`` for cross attention). The original's
+Conv1D stores weights as (in, out): they are transposed into nn.Linear's (out, in). Any original
+key no rule maps, any of our keys left unfilled, and any shape mismatch is an error naming each.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+T, SAME = "transpose", "same"
+_ATTN = r"prior\.transformer\._attn_mods\.(\d+)\."
+
+PRIOR_RULES: list[tuple[str, str, str]] = [
+    (r"prior\.x_emb\.weight", "x_emb.weight", SAME),
+    (r"prior\.pos_emb\.pos_emb", "pos_emb", SAME),
+    (r"prior\.start_token", "start_token", SAME),
+    (r"prior\.x_out\.weight", "x_out.weight", SAME),
+    (_ATTN + r"attn\.c_attn\.w", "transformer.layers.{0}.attn.{attn_in}.weight", T),
+    (_ATTN + r"attn\.c_attn\.b", "transformer.layers.{0}.attn.{attn_in}.bias", SAME),
+    (_ATTN + r"attn\.c_enc_kv\.w", "transformer.layers.{0}.attn.kv.weight", T),
+    (_ATTN + r"attn\.c_enc_kv\.b", "transformer.layers.{0}.attn.kv.bias", SAME),
+    (_ATTN + r"attn\.c_proj\.w", "transformer.layers.{0}.attn.proj.weight", T),
+    (_ATTN + r"attn\.c_proj\.b", "transformer.layers.{0}.attn.proj.bias", SAME),
+    (_ATTN + r"mlp\.c_fc\.w", "transformer.layers.{0}.mlp.fc.weight", T),
+    (_ATTN + r"mlp\.c_fc\.b", "transformer.layers.{0}.mlp.fc.bias", SAME),
+    (_ATTN + r"mlp\.c_proj\.w", "transformer.layers.{0}.mlp.proj.weight", T),
+    (_ATTN + r"mlp\.c_proj\.b", "transformer.layers.{0}.mlp.proj.bias", SAME),
+    (_ATTN + r"(ln_[01])\.(weight|bias)", "transformer.layers.{0}.{1}.{2}", SAME),
+    (r"y_emb\.bow_genre_emb\.emb\.weight", "labels.genre_emb.weight", SAME),
+    (r"y_emb\.artist_emb\.emb\.weight", "labels.artist_emb.weight", SAME),
+    (r"y_emb\.(total_length|absolute_pos|relative_pos)_emb\.emb\.weight", "labels.{0}_emb.emb.weight", SAME),
+    (r"conditioner_blocks\.0\.(.+)", "conditioner.{0}", SAME),
+]
+
+
+class ConversionError(ValueError):
+    """An original checkpoint that does not fit the model; the message names every problem."""
+
+
+def _target(key: str, ours: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+    for pattern, template, transform in PRIOR_RULES:
+        m = re.fullmatch(pattern, key)
+        if m is None:
+            continue
+        name = template.format(*m.groups(), attn_in="{attn_in}")
+        if "{attn_in}" in name:
+            name = next((n for n in (name.format(attn_in="qkv"), name.format(attn_in="q")) if n in ours), name)
+        return name, transform
+    return None
+
+
+def convert_prior_state(original: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """The original prior state dict renamed, transposed and cast onto ``model``'s keys and dtypes.
+
+    A tied output (``prior.x_out.weight`` when our model ties it to ``x_emb``) must equal the
+    embedding and is dropped. Raises ConversionError listing every unmapped, missing or mis-shaped key.
+    """
+    ours = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    unmapped, shapes = [], []
+    for key, value in original.items():
+        key = key.removeprefix("module.")
+        found = _target(key, ours)
+        if found is None:
+            unmapped.append(key)
+            continue
+        name, transform = found
+        if name == "x_out.weight" and name not in ours and "x_emb.weight" in ours:
+            emb = original.get("prior.x_emb.weight", value)
+            if not value.is_meta and not torch.equal(value, emb):  # layouts on meta carry no values
+                shapes.append("prior.x_out.weight: the model ties it to x_emb but the checkpoint's differs")
+            continue
+        if name not in ours:
+            unmapped.append(f"{key} (-> {name}, which the model does not have)")
+            continue
+        value = value.t() if transform == T else value
+        if value.shape != ours[name].shape:
+            shapes.append(f"{key} -> {name}: checkpoint {tuple(value.shape)} vs model {tuple(ours[name].shape)}")
+            continue
+        out[name] = value.to(ours[name].dtype).contiguous()
+    missing = sorted(set(ours) - set(out))
+    problems = [
+        f"unexpected keys: {unmapped}" if unmapped else "",
+        f"missing keys: {missing}" if missing else "",
+        f"wrong shapes: {shapes}" if shapes else "",
+    ]
+    if any(problems):
+        raise ConversionError("the checkpoint does not fit the model: " + "; ".join(p for p in problems if p))
+    return out

@@ -1,0 +1,147 @@
+"""Prior and upsampler configuration: frozen dataclasses and named presets.
+
+Official presets reproduce the original Jukebox shapes exactly (parameter counts are tested
+against the original's layouts); small presets train on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Artist/genre start embedding and (top level only) timing embeddings."""
+
+    genre_bins: int = 120
+    artist_bins: int = 4111
+    max_bow_genre_size: int = 5
+    t_bins: int = 128
+    timing: bool = True
+    min_duration: float = 60.0  # seconds; shorter songs cannot be timed by this model
+    max_duration: float = 600.0
+
+
+@dataclass(frozen=True)
+class ConditionerConfig:
+    """The upsampler's conditioner on the codes of the level above (x4 with downs 2, stride 2)."""
+
+    width: int = 1024
+    depth: int = 16
+    dilation_growth_rate: int = 3
+    dilation_cycle: int | None = 8
+    res_scale: bool = False
+    down_t: int = 2
+    stride_t: int = 2
+    named_blocks: bool = True  # the original's cond_c_res naming (".blocks.")
+
+    @property
+    def upsample(self) -> int:
+        return self.stride_t**self.down_t
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """An autoregressive prior over the codes of one VQ-VAE level."""
+
+    level: int
+    l_bins: int = 2048
+    n_ctx: int = 8192
+    width: int = 4800
+    depth: int = 72
+    heads: int = 8
+    attn_order: int = 2
+    blocks: int = 128
+    init_scale: float = 0.1
+    m_attn: float = 0.25
+    m_mlp: float = 1.0
+    merged_decoder: bool = True  # False: output tied to the input embedding and x_cond added again
+    sample_rate: int = 44100
+    hop_length: int = 128  # audio samples per code at this level
+    labels: LabelConfig | None = None
+    conditioner: ConditionerConfig | None = None  # upsamplers only
+
+    @property
+    def block_ctx(self) -> int:
+        return self.n_ctx // self.blocks
+
+    @property
+    def sample_length(self) -> int:
+        """Audio samples covered by one context window."""
+        return self.n_ctx * self.hop_length
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PriorConfig:
+        d = dict(d)
+        labels = LabelConfig(**d.pop("labels")) if d.get("labels") else None
+        cond = ConditionerConfig(**d.pop("conditioner")) if d.get("conditioner") else None
+        d.pop("labels", None), d.pop("conditioner", None)
+        return cls(**d, labels=labels, conditioner=cond)
+
+
+_UPSAMPLER = dict(
+    n_ctx=8192,
+    width=1920,
+    depth=72,
+    heads=1,
+    attn_order=2,
+    blocks=128,
+    init_scale=0.4,
+    merged_decoder=False,
+    labels=LabelConfig(timing=False),
+)
+_TINY = dict(
+    l_bins=64, n_ctx=256, width=64, depth=4, heads=2, attn_order=2, blocks=16, init_scale=1.0, sample_rate=22050
+)
+
+PRESETS: dict[str, PriorConfig] = {
+    "prior_5b": PriorConfig(level=2, labels=LabelConfig(min_duration=60.0)),
+    "upsampler_level_1": PriorConfig(
+        level=1, hop_length=32, conditioner=ConditionerConfig(res_scale=True), **_UPSAMPLER
+    ),
+    "upsampler_level_0": PriorConfig(
+        level=0, hop_length=8, conditioner=ConditionerConfig(res_scale=False), **_UPSAMPLER
+    ),
+    # The "small" shape of the benchmarks (W 512, depth 12, heads 4, n_ctx 1024, blocks 16, 2048 codes).
+    "small": PriorConfig(
+        level=2,
+        l_bins=2048,
+        n_ctx=1024,
+        width=512,
+        depth=12,
+        heads=4,
+        blocks=16,
+        init_scale=0.7,
+        sample_rate=22050,
+        labels=LabelConfig(),
+    ),
+    # CPU-trainable presets for a `small`/`tiny` VQ-VAE at 22.05 kHz.
+    "tiny_top": PriorConfig(
+        level=2,
+        labels=LabelConfig(
+            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
+        ),
+        **_TINY,
+    ),
+    "tiny_upsampler_1": PriorConfig(
+        level=1,
+        hop_length=32,
+        merged_decoder=False,
+        conditioner=ConditionerConfig(width=32, depth=2, res_scale=True),
+        **_TINY,
+    ),
+    "tiny_upsampler_0": PriorConfig(
+        level=0, hop_length=8, merged_decoder=False, conditioner=ConditionerConfig(width=32, depth=2), **_TINY
+    ),
+}
+
+
+def get_preset(name: str) -> PriorConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown prior preset {name!r}; known presets: {', '.join(PRESETS)}") from None

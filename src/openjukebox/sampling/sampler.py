@@ -1,0 +1,73 @@
+"""Sampling one context window of a prior: prefill a prompt in chunks, then one token at a time.
+
+The per-token step goes through the transformer's static caches; nothing is re-computed and
+nothing grows. Windowed sampling of whole songs builds on ``sample_window``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..prior.model import Conditioning, Prior
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
+    """Set to -inf every logit outside the top k, and outside the smallest set whose probability
+    exceeds top_p (the token that crosses top_p is kept). (..., V) -> (..., V)."""
+    logits = logits.clone()
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits[logits < kth] = float("-inf")
+    if 0.0 < top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cum > top_p
+        remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses top_p
+        remove[..., 0] = False
+        logits.scatter_(-1, order, sorted_logits.masked_fill(remove, float("-inf")))
+    return logits
+
+
+@torch.no_grad()
+def sample_window(
+    prior: Prior,
+    cond: Conditioning,
+    length: int,
+    prompt: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 0.0,
+    generator: torch.Generator | None = None,
+    chunk_size: int = 64,
+    on_logits: Callable[[int, torch.Tensor], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Codes (N, length): ``prompt`` (N, P) kept, positions P..length-1 sampled.
+
+    The prompt is prefilled in chunks of ``chunk_size`` positions to bound memory. ``on_logits``
+    sees the raw logits (N, V) of every sampled position; ``progress`` is told of each new token.
+    """
+    n = cond.start.shape[0]
+    device = cond.start.device
+    tokens = torch.zeros(n, length, dtype=torch.long, device=device)
+    p = 0 if prompt is None else prompt.shape[1]
+    if p:
+        tokens[:, :p] = prompt
+    dtype = prior.pos_emb.dtype
+    caches = prior.transformer.make_caches(n, dtype=dtype, device=device)
+    for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
+        c = min(chunk_size, p - t)
+        prior.forward_cached(F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0)), t, cond, caches)
+    for t in range(p, length):
+        prev = tokens[:, t - 1 : t] if t > 0 else tokens[:, :1]
+        logits = prior.forward_cached(prev, t, cond, caches)[:, -1].float()
+        if on_logits is not None:
+            on_logits(t, logits)
+        logits = filter_logits(logits / temperature, top_k, top_p)
+        tokens[:, t] = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+        if progress is not None:
+            progress(1)
+    return tokens

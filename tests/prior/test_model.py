@@ -1,0 +1,114 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from openjukebox.convert.openai import ConversionError, convert_prior_state
+from openjukebox.prior.config import ConditionerConfig, LabelConfig, PriorConfig, get_preset
+from openjukebox.prior.model import build_prior
+from openjukebox.sampling.sampler import sample_window
+
+from ..conftest import FIXTURES
+
+OPENAI = FIXTURES / "openai"
+OFFICIAL = ["prior_5b", "upsampler_level_0", "upsampler_level_1"]
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_shapes_have_the_original_parameter_counts(name):
+    summary = json.loads((OPENAI / "keys_summary.json").read_text())[name]
+    with torch.device("meta"):
+        model = build_prior(get_preset(name))
+    assert sum(p.numel() for p in model.parameters()) == summary["n_params"]
+    assert model.transformer.block_ctx == summary["block_ctx"]
+    assert model.transformer.kinds == summary["attn_funcs"]
+    assert (model.x_out is None) == summary["x_out_tied_to_x_emb"]
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_every_official_key_maps_onto_our_model(name):
+    layout = json.loads((OPENAI / f"{name}_keys.json").read_text())
+    with torch.device("meta"):
+        model = build_prior(get_preset(name))
+        state = {k: torch.empty(shape, dtype=getattr(torch, dtype)) for k, (shape, dtype) in layout.items()}
+    converted = convert_prior_state(state, model)
+    assert set(converted) == set(model.state_dict())
+    state.pop(next(k for k in state if k.endswith("mlp.c_fc.w")))
+    state["prior.transformer._attn_mods.0.attn.c_proj.w"] = torch.empty(3, 3, device="meta")
+    state["prior.extra"] = torch.empty(1, device="meta")
+    with pytest.raises(ConversionError) as info:
+        convert_prior_state(state, model)
+    msg = str(info.value)
+    assert "unexpected keys: ['prior.extra']" in msg and "mlp.fc.weight" in msg and "checkpoint (3, 3)" in msg
+
+
+def _original_upsampler():
+    """The original code's tiny level-1 upsampler, imported through the key table."""
+    o = json.loads((OPENAI / "upsampler_l1_hparams.json").read_text())["overrides"]
+    cfg = PriorConfig(
+        level=o["level"],
+        l_bins=256,
+        n_ctx=o["n_ctx"],
+        width=o["prior_width"],
+        depth=o["prior_depth"],
+        heads=o["heads"],
+        attn_order=o["attn_order"],
+        blocks=o["blocks"],
+        init_scale=o["init_scale"],
+        merged_decoder=False,
+        sample_rate=o["sr"],
+        hop_length=32,
+        labels=LabelConfig(timing=False),
+        conditioner=ConditionerConfig(width=o["cond_width"], depth=o["cond_depth"], res_scale=o["cond_res_scale"]),
+    )
+    model = build_prior(cfg).eval()
+    ckpt = torch.load(OPENAI / "upsampler_l1.pth.tar", map_location="cpu", weights_only=True)
+    model.load_state_dict(convert_prior_state(ckpt["model"], model), strict=True)
+    return model
+
+
+def test_upsampler_matches_the_original_conditioning_logits_and_loss():
+    model = _original_upsampler()
+    ref = {k: torch.from_numpy(v) for k, v in np.load(OPENAI / "upsampler_l1_ref.npz").items()}
+    with torch.no_grad():
+        cond = model.condition(ref["y"], ref["z_cond"])
+        torch.testing.assert_close(cond.start, ref["y_cond"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(cond.x_cond, ref["x_cond"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model(ref["z"], cond), ref["logits"], atol=1e-4, rtol=1e-4)
+        assert model.loss(ref["z"], cond).item() == pytest.approx(float(ref["gen_loss"]), rel=1e-5)
+
+
+def test_upsampler_greedy_samples_match_the_original_token_for_token():
+    model = _original_upsampler()
+    ref = {k: torch.from_numpy(v) for k, v in np.load(OPENAI / "upsampler_l1_sample_ref.npz").items()}
+    y = torch.from_numpy(np.load(OPENAI / "upsampler_l1_ref.npz")["y"])
+    steps = torch.zeros_like(ref["ups1_greedy_step_logits"])
+    with torch.no_grad():
+        cond = model.condition(y, ref["ups1_z_cond"])
+        tokens = sample_window(model, cond, 128, top_k=1, on_logits=lambda t, lg: steps[:, t].copy_(lg))
+    assert torch.equal(tokens, ref["ups1_greedy_tokens"])
+    torch.testing.assert_close(steps, ref["ups1_greedy_step_logits"], atol=1e-4, rtol=1e-4)
+
+
+def test_cached_logits_equal_the_full_forward_with_timing():
+    torch.manual_seed(0)
+    model = build_prior(get_preset("tiny_top")).double().eval()
+    sr = model.cfg.sample_rate
+    y = torch.tensor([[30 * sr, 5 * sr, model.cfg.sample_length, 3, 7], [20 * sr, 0, model.cfg.sample_length, 1, -1]])
+    codes = torch.randint(0, 64, (2, 256))
+    with torch.no_grad():
+        cond = model.condition(y)
+        cond.start, cond.x_cond = cond.start.double(), cond.x_cond.double()
+        full = model(codes, cond)
+        caches = model.transformer.make_caches(2, dtype=torch.float64)
+        prev = torch.nn.functional.pad(codes[:, :-1], (1, 0))
+        steps = [model.forward_cached(prev[:, t : t + 37], t, cond, caches) for t in range(0, 256, 37)]
+    torch.testing.assert_close(torch.cat(steps, 1), full)
+
+
+def test_timing_refuses_a_song_shorter_than_the_minimum():
+    model = build_prior(get_preset("tiny_top"))
+    y = torch.tensor([[100, 0, 100, 0, 0]])
+    with pytest.raises(ValueError, match="below this model's minimum"):
+        model.condition(y)
