@@ -1,52 +1,26 @@
-"""Training the VQ-VAE: one process or many under torchrun, exact resume, CSV metrics.
+"""Training the VQ-VAE on audio: random crops, bandwidth-normalised losses, per-level metrics.
 
-A run folder holds ``train_state.pt`` (everything needed to resume), the exported model
-(``config.json`` + ``model.safetensors``, usable as ``--model``), ``train.csv``/``val.csv`` and
-``skipped.txt``. Checkpoints are written atomically; a killed run loses at most ``save_every`` steps.
+The run folder is also the trained model (``--model RUN_DIR``); see ``training.loop`` for the
+checkpoint, resume and torchrun behaviour shared with the priors.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
+from torch import nn
 from tqdm import tqdm
 
 from ..audio.dataset import AudioSet, CropSampler, fixed_crops, prepare_audio
-from ..checkpoint import CheckpointError, load_train_state, save_model, save_train_state
+from ..checkpoint import save_model
 from ..codec.config import VQVAEConfig
 from ..codec.losses import Bandwidth, compute_bandwidth
 from ..codec.vqvae import VQVAE
 from . import distributed as D
-from .metrics import CSVLog
-from .stop import GracefulStop
-
-STATE_NAME = "train_state.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings; ``batch_size`` is global (split over torchrun processes)."""
-
-    steps: int = 20000
-    batch_size: int = 8
-    sample_length: int = 32768
-    lr: float = 3e-4
-    warmup_steps: int = 100
-    clip_grad: float = 100.0
-    log_every: int = 10
-    eval_every: int = 500
-    save_every: int = 500
-    val_fraction: float = 0.1
-    val_crops_per_file: int = 4
-    seed: int = 0
-    bf16: bool = False
-
+from .loop import TrainConfig, TrainingRun, open_run
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "vqvae": TrainConfig(batch_size=4, sample_length=262144),
@@ -55,20 +29,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         steps=300, batch_size=4, sample_length=8192, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100
     ),
 }
-
-
-def _full_state(model: VQVAE) -> dict[str, torch.Tensor]:
-    """Parameters and all buffers, including the non-persistent codebook EMA statistics."""
-    return {k: v.detach().cpu().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
-
-
-def _load_full_state(model: VQVAE, state: dict[str, torch.Tensor]) -> None:
-    own = dict([*model.named_parameters(), *model.named_buffers()])
-    if set(own) != set(state):
-        raise CheckpointError(f"training state does not match the model: {sorted(set(own) ^ set(state))[:10]}")
-    with torch.no_grad():
-        for k, v in own.items():
-            v.copy_(state[k])
 
 
 @torch.no_grad()
@@ -98,140 +58,62 @@ def evaluate(model: VQVAE, crops: torch.Tensor, bw: Bandwidth, batch_size: int) 
     return out
 
 
-def _prepare_data(data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, dist: D.DistInfo) -> AudioSet:
-    kw = dict(min_samples=tc.sample_length, val_fraction=tc.val_fraction, seed=tc.seed)
+def prepare_training_audio(
+    data, out: Path, sample_rate: int, min_samples: int, tc: TrainConfig, dist: D.DistInfo
+) -> AudioSet:
+    """Decode the data set into ``out/cache`` (rank 0 first), report and record skipped files."""
+    kw = dict(min_samples=min_samples, val_fraction=tc.val_fraction, seed=tc.seed)
     if dist.is_main:
         bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file")  # noqa: E731
-        audio = prepare_audio(data, cfg.sample_rate, out / "cache", progress=bar, **kw)
-        skipped = "".join(f"{p}\t{r}\n" for p, r in audio.skipped)
-        (out / "skipped.txt").write_text(skipped)
+        audio = prepare_audio(data, sample_rate, out / "cache", progress=bar, **kw)
+        (out / "skipped.txt").write_text("".join(f"{p}\t{r}\n" for p, r in audio.skipped))
         print(f"data: {audio.summary()}", file=sys.stderr)
         for p, r in audio.skipped[:10]:
             print(f"  skipped {p}: {r}", file=sys.stderr)
     D.barrier()
     if not dist.is_main:
-        audio = prepare_audio(data, cfg.sample_rate, out / "cache", **kw)
+        audio = prepare_audio(data, sample_rate, out / "cache", **kw)
     return audio
 
 
-def _load_run(
-    out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool
-) -> tuple[dict | None, VQVAEConfig, TrainConfig]:
-    """The saved state and configs of a run folder (resume), or checks that ``out`` is free."""
-    if not resume:
-        if (out / STATE_NAME).exists():
-            raise ValueError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
-        return None, cfg, tc
-    if not (out / STATE_NAME).exists():
-        raise ValueError(f"nothing to resume: {out / STATE_NAME} does not exist")
-    state = load_train_state(out / STATE_NAME)
-    saved_tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
-    return state, VQVAEConfig.from_dict(state["model_config"]), saved_tc
-
-
-class VQVAERun:
-    """One training run: data, model, optimizer and logs, built fresh or from a run folder."""
+class VQVAERun(TrainingRun):
+    name = "vqvae"
 
     def __init__(self, data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool, dist: D.DistInfo):
-        state, cfg, tc = _load_run(out, cfg, tc, resume)
+        state = open_run(out, resume)
+        if state:
+            cfg = VQVAEConfig.from_dict(state["model_config"])
+            tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
         out.mkdir(parents=True, exist_ok=True)
-        if tc.batch_size % dist.world_size:
-            raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
-        self.out, self.cfg, self.tc, self.dist = out, cfg, tc, dist
-        audio = _prepare_data(data, out, cfg, tc, dist)
+        self.cfg = cfg
+        audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist)
         self.sampler = CropSampler(audio.train, tc.sample_length, tc.seed)
         self.val = fixed_crops(audio.val, tc.sample_length, tc.val_crops_per_file) if audio.val else None
-        torch.manual_seed(tc.seed)
-        self.model = VQVAE(cfg).to(dist.device).train()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
-        self.start = 0
         if state:
             self.bw = Bandwidth(**state["bandwidth"])
-            _load_full_state(self.model, state["model"])
-            self.opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-            self.start = state["step"]
         else:
             self.bw = compute_bandwidth(self.sampler.batch(tc.batch_size, 10**9 + i) for i in range(8))
-        multi = dist.world_size > 1
-        self.ddp = DistributedDataParallel(self.model, broadcast_buffers=False) if multi else self.model
-        keep = self.start if state else None
-        self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
-        self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None
-        self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
+        torch.manual_seed(tc.seed)
+        self.setup(out, tc, dist, VQVAE(cfg), state)
 
-    def step(self, step: int) -> dict[str, float] | None:
-        """One optimisation step; returns the logged row when this step is logged."""
-        tc, dist = self.tc, self.dist
-        for group in self.opt.param_groups:
-            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
-        x = self.sampler.batch(tc.batch_size // dist.world_size, step, dist.rank).to(dist.device)
-        bf16 = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
-        with bf16:
-            loss, metrics = self.ddp(x, self.bw)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad)
-        self.opt.step()
-        names = sorted(metrics)
-        self._interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
-        if (step + 1) % tc.log_every and step != 0:
-            return None
-        values = D.mean_across_ranks(torch.stack(self._interval).mean(0))  # the mean over the interval
-        self._interval.clear()
-        row = {"step": step + 1, "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
-        row.update({k: float(v) for k, v in zip(names, values[:-1], strict=True)})
-        if self.train_log:
-            self.train_log.write(row)
-        return row
+    def batch(self, step: int, batch_size: int) -> tuple:
+        return (self.sampler.batch(batch_size, step, self.dist.rank),)
 
-    def validate(self, done: int) -> dict[str, float]:
-        result = {"step": done, **evaluate(self.model, self.val, self.bw, self.tc.batch_size)}
-        self.val_log.write(result)
-        return result
+    def loss(self, module: nn.Module, batch: tuple):
+        return module(batch[0], self.bw)
 
-    def save(self, done: int) -> None:
-        """Atomically write the resumable state and the exported model (rank 0), then sync ranks."""
-        if self.dist.is_main:
-            cfg, bw = self.cfg, dataclasses.asdict(self.bw)
-            state = {
-                "step": done,
-                "model": _full_state(self.model),
-                "optimizer": self.opt.state_dict(),
-                "rng": torch.get_rng_state(),
-                "bandwidth": bw,
-                "model_config": cfg.to_dict(),
-                "train_config": dataclasses.asdict(self.tc),
-            }
-            save_train_state(self.out / STATE_NAME, state)
-            save_model(self.out, self.model, "vqvae", cfg.to_dict(), bandwidth=bw, trained_steps=done)
-        D.barrier()
+    def has_validation(self) -> bool:
+        return self.val is not None
 
-    def fit(self, progress: bool) -> dict[str, float]:
-        """Train up to ``tc.steps``; Ctrl-C saves after the current step and re-raises."""
-        tc, main = self.tc, self.dist.is_main
-        validating = main and self.val is not None
-        last_val: dict[str, float] = {}
-        if validating and self.start == 0:
-            last_val = self.validate(0)  # the untrained baseline
-        steps = range(self.start, tc.steps)
-        bar = tqdm(steps, initial=self.start, total=tc.steps, desc="train vqvae", disable=not (progress and main))
-        with bar, GracefulStop() as stopper:
-            for step in bar:
-                row = self.step(step)
-                if row:
-                    bar.set_postfix(loss=f"{row['loss']:.3g}", sc_db_l0=f"{row['sc_db_l0']:.1f}")
-                done = step + 1
-                if validating and (done % tc.eval_every == 0 or done == tc.steps):
-                    last_val = self.validate(done)
-                stop = stopper.requested()
-                if done % tc.save_every == 0 or done == tc.steps or stop:
-                    self.save(done)
-                if stop:
-                    if main:
-                        print(f"\nstopped: saved step {done} to {self.out}; continue with --resume", file=sys.stderr)
-                    raise KeyboardInterrupt
-        return last_val
+    def evaluate(self) -> dict[str, float]:
+        return evaluate(self.model, self.val, self.bw, self.tc.batch_size)
+
+    def extra_state(self) -> dict:
+        return {"bandwidth": dataclasses.asdict(self.bw), "model_config": self.cfg.to_dict()}
+
+    def export(self, done: int) -> None:
+        bw = dataclasses.asdict(self.bw)
+        save_model(self.out, self.model, "vqvae", self.cfg.to_dict(), bandwidth=bw, trained_steps=done)
 
 
 def train_vqvae(
@@ -248,6 +130,6 @@ def train_vqvae(
     """
     dist = D.setup()
     try:
-        return VQVAERun(data, Path(out), cfg, tc, resume, dist).fit(progress)
+        return VQVAERun(data, Path(out), cfg, tc, resume, dist).fit(progress, postfix=("loss", "sc_db_l0"))
     finally:
         D.cleanup()

@@ -1,0 +1,195 @@
+"""What every training run shares: resume, DDP, warmup, logging, validation and checkpoints.
+
+A run folder holds ``train_state.pt`` (everything needed to resume exactly), the exported model
+(``config.json`` + ``model.safetensors``, usable as ``--model``), ``train.csv`` and ``val.csv``.
+Checkpoints are written atomically; Ctrl-C finishes the current step, saves, and stops.
+Subclasses provide the data, the model and the loss through a few hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..checkpoint import CheckpointError, load_train_state, save_train_state
+from . import distributed as D
+from .metrics import CSVLog
+from .stop import GracefulStop
+
+STATE_NAME = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; ``batch_size`` is global (split over torchrun processes)."""
+
+    steps: int = 20000
+    batch_size: int = 8
+    sample_length: int = 32768  # VQ-VAE crops, in samples (priors use their n_ctx)
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    clip_grad: float = 100.0
+    log_every: int = 10
+    eval_every: int = 500
+    save_every: int = 500
+    val_fraction: float = 0.1
+    val_crops_per_file: int = 4
+    seed: int = 0
+    bf16: bool = False
+
+
+def open_run(out: Path, resume: bool) -> dict | None:
+    """The saved state of run folder ``out`` when resuming, else None after checking it is free."""
+    if not resume:
+        if (out / STATE_NAME).exists():
+            raise ValueError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
+        return None
+    if not (out / STATE_NAME).exists():
+        raise ValueError(f"nothing to resume: {out / STATE_NAME} does not exist")
+    return load_train_state(out / STATE_NAME)
+
+
+def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and all buffers, including non-persistent ones (e.g. codebook EMA statistics)."""
+    return {k: v.detach().cpu().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
+
+
+def load_full_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    own = dict([*model.named_parameters(), *model.named_buffers()])
+    if set(own) != set(state):
+        raise CheckpointError(f"training state does not match the model: {sorted(set(own) ^ set(state))[:10]}")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(state[k])
+
+
+class TrainingRun:
+    """The loop; subclasses set ``name`` and implement batch, loss, evaluate, export, extra_state."""
+
+    name = "model"
+
+    def setup(self, out: Path, tc: TrainConfig, dist: D.DistInfo, model: nn.Module, state: dict | None) -> None:
+        """Call at the end of the subclass constructor, once data and model exist."""
+        if tc.batch_size % dist.world_size:
+            raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
+        self.out, self.tc, self.dist = out, tc, dist
+        self.model = model.to(dist.device).train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.start = 0
+        if state:
+            load_full_state(self.model, state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            self.start = state["step"]
+        multi = dist.world_size > 1
+        self.ddp = DistributedDataParallel(self.model, broadcast_buffers=False) if multi else self.model
+        keep = self.start if state else None
+        self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
+        self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None
+        self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
+
+    # hooks -----------------------------------------------------------------------------------
+    def batch(self, step: int, batch_size: int) -> tuple:
+        raise NotImplementedError
+
+    def loss(self, module: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics (called in eval mode, without gradients) when has_validation()."""
+        return {}
+
+    def export(self, done: int) -> None:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        return {}
+
+    # the loop --------------------------------------------------------------------------------
+    def step(self, step: int) -> dict[str, float] | None:
+        """One optimisation step; returns the logged row when this step is logged."""
+        tc, dist = self.tc, self.dist
+        for group in self.opt.param_groups:
+            group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+        local = self.batch(step, tc.batch_size // dist.world_size)
+        batch = tuple(None if b is None else b.to(dist.device) for b in local)
+        bf16 = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
+        with bf16:
+            loss, metrics = self.loss(self.ddp, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad)
+        self.opt.step()
+        names = sorted(metrics)
+        self._interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
+        if (step + 1) % tc.log_every and step != 0:
+            return None
+        values = D.mean_across_ranks(torch.stack(self._interval).mean(0))  # the mean over the interval
+        self._interval.clear()
+        row = {"step": step + 1, "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
+        row.update({k: float(v) for k, v in zip(names, values[:-1], strict=True)})
+        if self.train_log:
+            self.train_log.write(row)
+        return row
+
+    def validate(self, done: int) -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            result = {"step": done, **self.evaluate()}
+        self.model.train(was_training)
+        self.val_log.write(result)
+        return result
+
+    def save(self, done: int) -> None:
+        """Atomically write the resumable state and the exported model (rank 0), then sync ranks."""
+        if self.dist.is_main:
+            state = {
+                "step": done,
+                "model": full_state(self.model),
+                "optimizer": self.opt.state_dict(),
+                "rng": torch.get_rng_state(),
+                "train_config": dataclasses.asdict(self.tc),
+                **self.extra_state(),
+            }
+            save_train_state(self.out / STATE_NAME, state)
+            self.export(done)
+        D.barrier()
+
+    def fit(self, progress: bool, postfix=("loss",)) -> dict[str, float]:
+        """Train up to ``tc.steps``; Ctrl-C saves after the current step and re-raises."""
+        tc, main = self.tc, self.dist.is_main
+        validating = main and self.has_validation()
+        last_val: dict[str, float] = {}
+        if validating and self.start == 0:
+            last_val = self.validate(0)  # the untrained baseline
+        steps = range(self.start, tc.steps)
+        desc = f"train {self.name}"
+        bar = tqdm(steps, initial=self.start, total=tc.steps, desc=desc, disable=not (progress and main))
+        with bar, GracefulStop() as stopper:
+            for step in bar:
+                row = self.step(step)
+                if row:
+                    bar.set_postfix({k: f"{row[k]:.3g}" for k in postfix if k in row})
+                done = step + 1
+                if validating and (done % tc.eval_every == 0 or done == tc.steps):
+                    last_val = self.validate(done)
+                stop = stopper.requested()
+                if done % tc.save_every == 0 or done == tc.steps or stop:
+                    self.save(done)
+                if stop:
+                    if main:
+                        print(f"\nstopped: saved step {done} to {self.out}; continue with --resume", file=sys.stderr)
+                    raise KeyboardInterrupt
+        return last_val
+
+    def has_validation(self) -> bool:
+        return False
