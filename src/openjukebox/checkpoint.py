@@ -84,6 +84,19 @@ def load_vqvae(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     return model.to(device).eval()
 
 
+def load_prior(model_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The prior of a model folder in eval mode, with its label vocabulary and config document."""
+    from .prior.config import PriorConfig
+    from .prior.model import build_prior
+    from .prior.vocab import LabelVocab
+
+    doc = read_model_config(model_dir, "prior")
+    model = build_prior(PriorConfig.from_dict(doc["config"]))
+    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir))
+    vocab = LabelVocab.from_dict(doc["vocab"]) if doc.get("vocab") else None
+    return model.to(device).eval(), vocab, doc
+
+
 def model_id(model_dir: str | os.PathLike) -> str:
     """A short content hash of a model's weights: codes record it to catch a wrong --model."""
     return file_sha256(Path(model_dir) / WEIGHTS_NAME)[:16]

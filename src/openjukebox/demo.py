@@ -31,9 +31,9 @@ def run_demo(out: Path, steps: int = 400, progress: bool = True) -> dict:
     model_dir = out / "model"
     tc = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=steps, eval_every=max(steps // 4, 1))
     if (model_dir / "train_state.pt").exists():
-        train_vqvae(data, model_dir, cfg, tc, resume=True, progress=progress)
+        train_vqvae(data, model_dir, cfg, tc, resume=True, progress=progress, cache=out / "cache")
     else:
-        train_vqvae(data, model_dir, cfg, tc, progress=progress)
+        train_vqvae(data, model_dir, cfg, tc, progress=progress, cache=out / "cache")
     piece = out / "minuet_original.wav"  # a score the model never heard
     save_audio(piece, render_score("minuet_in_g", "piano", cfg.sample_rate), cfg.sample_rate)
     codes = encode(piece, model_dir)

@@ -35,3 +35,12 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """Where decoded audio and codes are cached: $OPENJUKEBOX_CACHE, else $XDG_CACHE_HOME/openjukebox,
+    else ~/.cache/openjukebox."""
+    if os.environ.get("OPENJUKEBOX_CACHE"):
+        return Path(os.environ["OPENJUKEBOX_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "openjukebox"

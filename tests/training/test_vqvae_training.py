@@ -20,11 +20,10 @@ FAST = dataclasses.replace(
 )
 
 
-def test_small_preset_learns_rendered_music(rendered_dir, tmp_path):
+def test_small_preset_learns_rendered_music(trained_vqvae):
     """A few hundred steps on held-out real scores: large loss cut, most of the codebook in use."""
-    tc = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=300, eval_every=300)
-    final = train_vqvae(rendered_dir, tmp_path / "run", TINY, tc, progress=False)
-    val = read_csv(tmp_path / "run" / "val.csv")
+    run, final = trained_vqvae
+    val = read_csv(run / "val.csv")
     before, after = val[0], val[-1]
     assert (before["step"], after["step"]) == (0, 300)
     assert after["recons_l0"] < 0.3 * before["recons_l0"]
@@ -32,7 +31,7 @@ def test_small_preset_learns_rendered_music(rendered_dir, tmp_path):
     assert after["sc_db_l0"] < -8.0  # spectral convergence below -8 dB on files never trained on
     assert after["codes_used_l0"] >= 0.7 * TINY.l_bins and after["codes_used_l1"] >= 0.5 * TINY.l_bins
     assert final["recons_l0"] == pytest.approx(after["recons_l0"], rel=1e-5)
-    model = load_vqvae(tmp_path / "run")  # the run folder is a usable --model
+    model = load_vqvae(run)  # the run folder is a usable --model
     assert model.config == TINY
 
 
@@ -141,7 +140,6 @@ def test_torchrun_two_processes_matches_one_process(rendered_dir, tmp_path):
     assert "model written" not in two.stdout.replace("model written", "", 1)  # rank 0 reports once
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == [
-        "cache",
         "config.json",
         "model.safetensors",
         "skipped.txt",

@@ -15,23 +15,18 @@ from pathlib import Path
 from .. import __version__
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    names = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
 def _train_vqvae(args: argparse.Namespace) -> int:
     from ..codec.config import get_preset
     from ..training.vqvae import TRAIN_PRESETS, TrainConfig, train_vqvae
 
     cfg = get_preset(args.preset)
-    tc = TRAIN_PRESETS.get(args.preset, TrainConfig())
-    overrides = {
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "sample_length": args.sample_length,
-        "lr": args.lr,
-        "seed": args.seed,
-        "save_every": args.save_every,
-        "eval_every": args.eval_every,
-    }
-    tc = dataclasses.replace(tc, **{k: v for k, v in overrides.items() if v is not None}, bf16=args.bf16)
-    metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet)
+    tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TrainConfig()), **_overrides(args), bf16=args.bf16)
+    metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet, cache=args.cache)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
     if metrics:
@@ -42,6 +37,31 @@ def _train_vqvae(args: argparse.Namespace) -> int:
                 f"recons {metrics[f'recons_l{lv}']:.4g}, codes used {int(metrics[f'codes_used_l{lv}'])}"
             )
     print(f"model written to {args.out} (use it as --model {args.out})")
+    return 0
+
+
+def _train_prior(args: argparse.Namespace) -> int:
+    from ..prior.config import get_preset
+    from ..training.prior import TRAIN_PRESETS, TrainConfig, train_prior
+
+    tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TrainConfig()), **_overrides(args), bf16=args.bf16)
+    metrics = train_prior(
+        args.data,
+        args.out,
+        args.level,
+        args.vqvae,
+        get_preset(args.preset),
+        tc,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        if metrics:
+            print(
+                f"validation: {metrics['bits_per_token']:.3f} bits per token "
+                f"(unigram entropy of the codes: {metrics['unigram_bits']:.3f})"
+            )
+        print(f"model written to {args.out}")
     return 0
 
 
@@ -75,10 +95,31 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from ..codec.config import PRESETS
+    from ..prior.config import PRESETS as PRIOR_PRESETS
 
     for name, cfg in PRESETS.items():
-        print(f"{name:8s} vqvae  {cfg.sample_rate} Hz, hops {cfg.hop_lengths}, {cfg.l_bins} codes, width {cfg.width}")
+        print(f"{name:18s} vqvae  {cfg.sample_rate} Hz, hops {cfg.hop_lengths}, {cfg.l_bins} codes, width {cfg.width}")
+    for name, p in PRIOR_PRESETS.items():
+        kind = "upsampler" if p.conditioner else "prior"
+        print(f"{name:18s} {kind:9s} width {p.width}, depth {p.depth}, heads {p.heads}, n_ctx {p.n_ctx}")
     return 0
+
+
+def _training_args(p: argparse.ArgumentParser, default_preset: str) -> None:
+    p.add_argument("--data", required=True, help="folder of audio files, or a JSONL manifest")
+    p.add_argument("--preset", default=default_preset, help="model preset (see `openjukebox presets`)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, logs and the trained model")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--steps", type=int, help="total training steps")
+    p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--save-every", type=int, help="checkpoint interval in steps")
+    p.add_argument("--eval-every", type=int, help="validation interval in steps")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
+    p.add_argument(
+        "--cache", help="cache of decoded audio and codes (default: $OPENJUKEBOX_CACHE or ~/.cache/openjukebox)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,19 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on your own audio")
     tsub = train.add_subparsers(dest="model_kind", required=True)
     tv = tsub.add_parser("vqvae", help="train the hierarchical VQ-VAE")
-    tv.add_argument("--data", required=True, help="folder of audio files, or a JSONL manifest")
-    tv.add_argument("--preset", default="small", help="model preset (see `openjukebox presets`)")
-    tv.add_argument("--out", required=True, help="run folder: checkpoints, logs and the trained model")
-    tv.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    tv.add_argument("--steps", type=int, help="total training steps")
-    tv.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    _training_args(tv, default_preset="small")
     tv.add_argument("--sample-length", type=int, help="training crop length in samples")
-    tv.add_argument("--lr", type=float)
-    tv.add_argument("--seed", type=int)
-    tv.add_argument("--save-every", type=int, help="checkpoint interval in steps")
-    tv.add_argument("--eval-every", type=int, help="validation interval in steps")
-    tv.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     tv.set_defaults(func=_train_vqvae)
+    tp = tsub.add_parser("prior", help="train a top-level prior or an upsampler on a VQ-VAE's codes")
+    _training_args(tp, default_preset="tiny_top")
+    tp.add_argument("--level", type=int, required=True, help="VQ-VAE level: the top for a prior, lower for upsamplers")
+    tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
+    tp.set_defaults(func=_train_prior)
 
     enc = sub.add_parser("encode", help="audio file -> codes file")
     enc.add_argument("audio")

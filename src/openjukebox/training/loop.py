@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class TrainingRun:
     """The loop; subclasses set ``name`` and implement batch, loss, evaluate, export, extra_state."""
 
     name = "model"
+    throughput = "examples_per_s"  # logged per interval: global batch x items_per_example / second
+    items_per_example: float = 1.0
 
     def setup(self, out: Path, tc: TrainConfig, dist: D.DistInfo, model: nn.Module, state: dict | None) -> None:
         """Call at the end of the subclass constructor, once data and model exist."""
@@ -95,6 +98,7 @@ class TrainingRun:
         self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
         self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None
         self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
+        self._interval_start = time.perf_counter()
 
     # hooks -----------------------------------------------------------------------------------
     def batch(self, step: int, batch_size: int) -> tuple:
@@ -133,8 +137,16 @@ class TrainingRun:
         if (step + 1) % tc.log_every and step != 0:
             return None
         values = D.mean_across_ranks(torch.stack(self._interval).mean(0))  # the mean over the interval
+        seconds = time.perf_counter() - self._interval_start
+        speed = len(self._interval) * tc.batch_size * self.items_per_example / max(seconds, 1e-9)
         self._interval.clear()
-        row = {"step": step + 1, "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(values[-1])}
+        self._interval_start = time.perf_counter()
+        row = {
+            "step": step + 1,
+            "lr": self.opt.param_groups[0]["lr"],
+            "grad_norm": float(values[-1]),
+            self.throughput: speed,
+        }
         row.update({k: float(v) for k, v in zip(names, values[:-1], strict=True)})
         if self.train_log:
             self.train_log.write(row)
@@ -164,7 +176,7 @@ class TrainingRun:
             self.export(done)
         D.barrier()
 
-    def fit(self, progress: bool, postfix=("loss",)) -> dict[str, float]:
+    def fit(self, progress: bool, postfix: tuple[str, ...] = ("loss",)) -> dict[str, float]:
         """Train up to ``tc.steps``; Ctrl-C saves after the current step and re-raises."""
         tc, main = self.tc, self.dist.is_main
         validating = main and self.has_validation()
@@ -178,7 +190,7 @@ class TrainingRun:
             for step in bar:
                 row = self.step(step)
                 if row:
-                    bar.set_postfix({k: f"{row[k]:.3g}" for k in postfix if k in row})
+                    bar.set_postfix({k: f"{row[k]:.3g}" for k in (*postfix, self.throughput) if k in row})
                 done = step + 1
                 if validating and (done % tc.eval_every == 0 or done == tc.steps):
                     last_val = self.validate(done)

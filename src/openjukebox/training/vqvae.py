@@ -19,6 +19,7 @@ from ..checkpoint import save_model
 from ..codec.config import VQVAEConfig
 from ..codec.losses import Bandwidth, compute_bandwidth
 from ..codec.vqvae import VQVAE
+from ..fileio import default_cache_dir
 from . import distributed as D
 from .loop import TrainConfig, TrainingRun, open_run
 
@@ -59,34 +60,35 @@ def evaluate(model: VQVAE, crops: torch.Tensor, bw: Bandwidth, batch_size: int) 
 
 
 def prepare_training_audio(
-    data, out: Path, sample_rate: int, min_samples: int, tc: TrainConfig, dist: D.DistInfo
+    data, out: Path, sample_rate: int, min_samples: int, tc: TrainConfig, dist: D.DistInfo, cache: Path
 ) -> AudioSet:
-    """Decode the data set into ``out/cache`` (rank 0 first), report and record skipped files."""
+    """Decode the data set into ``cache/audio`` (rank 0 first), report and record skipped files in ``out``."""
     kw = dict(min_samples=min_samples, val_fraction=tc.val_fraction, seed=tc.seed)
     if dist.is_main:
         bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file")  # noqa: E731
-        audio = prepare_audio(data, sample_rate, out / "cache", progress=bar, **kw)
+        audio = prepare_audio(data, sample_rate, cache / "audio", progress=bar, **kw)
         (out / "skipped.txt").write_text("".join(f"{p}\t{r}\n" for p, r in audio.skipped))
         print(f"data: {audio.summary()}", file=sys.stderr)
         for p, r in audio.skipped[:10]:
             print(f"  skipped {p}: {r}", file=sys.stderr)
     D.barrier()
     if not dist.is_main:
-        audio = prepare_audio(data, sample_rate, out / "cache", **kw)
+        audio = prepare_audio(data, sample_rate, cache / "audio", **kw)
     return audio
 
 
 class VQVAERun(TrainingRun):
     name = "vqvae"
+    throughput = "audio_s_per_s"
 
-    def __init__(self, data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool, dist: D.DistInfo):
+    def __init__(self, data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool, dist: D.DistInfo, cache: Path):
         state = open_run(out, resume)
         if state:
             cfg = VQVAEConfig.from_dict(state["model_config"])
             tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
         out.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg
-        audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist)
+        audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist, cache)
         self.sampler = CropSampler(audio.train, tc.sample_length, tc.seed)
         self.val = fixed_crops(audio.val, tc.sample_length, tc.val_crops_per_file) if audio.val else None
         if state:
@@ -94,6 +96,7 @@ class VQVAERun(TrainingRun):
         else:
             self.bw = compute_bandwidth(self.sampler.batch(tc.batch_size, 10**9 + i) for i in range(8))
         torch.manual_seed(tc.seed)
+        self.items_per_example = tc.sample_length / cfg.sample_rate
         self.setup(out, tc, dist, VQVAE(cfg), state)
 
     def batch(self, step: int, batch_size: int) -> tuple:
@@ -123,13 +126,16 @@ def train_vqvae(
     tc: TrainConfig,
     resume: bool = False,
     progress: bool = True,
+    cache: str | Path | None = None,
 ) -> dict[str, float]:
     """Train (or resume) a VQ-VAE on ``data`` into run folder ``out``; returns the last validation metrics.
 
-    The same call runs in one process or under torchrun (one rank per process).
+    The same call runs in one process or under torchrun (one rank per process). Decoded audio is
+    cached under ``cache`` (default: ``default_cache_dir()``).
     """
     dist = D.setup()
     try:
-        return VQVAERun(data, Path(out), cfg, tc, resume, dist).fit(progress, postfix=("loss", "sc_db_l0"))
+        cache = Path(cache) if cache else default_cache_dir()
+        return VQVAERun(data, Path(out), cfg, tc, resume, dist, cache).fit(progress, postfix=("loss", "sc_db_l0"))
     finally:
         D.cleanup()

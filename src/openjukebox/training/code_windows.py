@@ -1,0 +1,129 @@
+"""Training data of the priors: each track encoded once to codes, then n_ctx windows with labels.
+
+Codes are cached per VQ-VAE (by its weights id): a different VQ-VAE gets a fresh cache, the same one
+reuses it. A window carries its true offset, so its label row holds real timing:
+``[total_length, offset, length, artist, genre_1..genre_G]`` (samples), and upsampler windows come
+with the matching slice of the level above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio.dataset import Track
+from ..codec.vqvae import VQVAE, encode_chunked
+from ..fileio import atomic_path
+from ..prior.vocab import LabelVocab
+
+
+def encode_tracks(vqvae: VQVAE, tracks: list[Track], levels: list[int], cache_dir: Path, progress=None) -> list[Path]:
+    """Encode every track at ``levels`` into ``cache_dir``: one ``{track}.l{L}.npy`` per track and level.
+
+    Files already there are reused, so priors of different levels share what they both need.
+    Returns each track's path prefix (``{track}``), to be completed by ``level_file``.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    device = next(vqvae.parameters()).device
+    chunk = 10 * vqvae.config.sample_rate
+    prefixes = []
+    for track in progress(tracks) if progress else tracks:
+        prefix = cache_dir / Path(track.cache).stem
+        todo = [lv for lv in levels if not level_file(prefix, lv).exists()]
+        if todo:
+            audio = np.load(track.cache)
+            audio = np.pad(audio, (0, -len(audio) % max(vqvae.hop_lengths[lv] for lv in todo)))
+            x = torch.from_numpy(audio).to(device).view(1, 1, -1)
+            for lv in todo:
+                codes = encode_chunked(vqvae, x, lv, chunk)[0].cpu().numpy().astype(np.int16)
+                with atomic_path(level_file(prefix, lv)) as tmp, open(tmp, "wb") as f:
+                    np.save(f, codes)
+        prefixes.append(prefix)
+    return prefixes
+
+
+def level_file(prefix: Path, level: int) -> Path:
+    return prefix.with_name(f"{prefix.name}.l{level}.npy")
+
+
+@dataclass
+class _Item:
+    codes: np.ndarray  # (T_L,)
+    above: np.ndarray | None  # (T_L / upsample,)
+    n_samples: int
+    artist: int
+    genres: list[int]
+
+
+class CodeWindows:
+    """Random n_ctx windows of one level's codes, with label rows and (upsamplers) upper codes."""
+
+    def __init__(
+        self,
+        tracks: list[Track],
+        code_paths: list[Path],
+        level: int,
+        n_ctx: int,
+        hop: int,
+        upsample: int | None,
+        vocab: LabelVocab,
+        genre_slots: int,
+        seed: int,
+    ):
+        self.level, self.n_ctx, self.hop, self.upsample, self.seed = level, n_ctx, hop, upsample, seed
+        self.items = []
+        for track, prefix in zip(tracks, code_paths, strict=True):
+            z = np.load(level_file(prefix, level)).astype(np.int64)
+            if len(z) < n_ctx:
+                continue
+            above = np.load(level_file(prefix, level + 1)).astype(np.int64) if upsample else None
+            artist = vocab.artists.id(track.meta.get("artist"))
+            genres = vocab.genre_ids(track.meta.get("genre"), genre_slots)
+            self.items.append(_Item(z, above, track.n_samples, artist, genres))
+        if not self.items:
+            raise ValueError(f"no track is long enough for {n_ctx} codes at level {level} ({n_ctx * hop} samples)")
+        step = upsample or 1
+        self._starts = [(len(it.codes) - n_ctx) // step + 1 for it in self.items]  # start choices per item
+        weights = np.array(self._starts, dtype=np.float64)
+        self._p = weights / weights.sum()
+
+    def _window(self, item: _Item, start: int) -> tuple:
+        z = item.codes[start : start + self.n_ctx]
+        y = [item.n_samples, start * self.hop, self.n_ctx * self.hop, item.artist, *item.genres]
+        above = None
+        if self.upsample:
+            a = start // self.upsample
+            above = item.above[a : a + self.n_ctx // self.upsample]
+        return z, y, above
+
+    def _stack(self, windows: list[tuple]) -> tuple:
+        z = torch.from_numpy(np.stack([w[0] for w in windows]))
+        y = torch.tensor([w[1] for w in windows], dtype=torch.long)
+        above = torch.from_numpy(np.stack([w[2] for w in windows])) if self.upsample else None
+        return z, y, above
+
+    def batch(self, batch_size: int, step: int, rank: int = 0) -> tuple:
+        """(codes (B, n_ctx), labels (B, 4+G), codes above (B, n_ctx/upsample) or None) for this step."""
+        rng = np.random.default_rng([self.seed, step, rank])
+        picks = rng.choice(len(self.items), size=batch_size, p=self._p)
+        step_size = self.upsample or 1
+        return self._stack([self._window(self.items[i], int(rng.integers(self._starts[i])) * step_size) for i in picks])
+
+    def fixed(self, per_file: int) -> tuple:
+        """Evenly spaced windows of every track: the same validation set every time."""
+        step_size = self.upsample or 1
+        windows = [
+            self._window(it, int(s) * step_size)
+            for it, n in zip(self.items, self._starts, strict=True)
+            for s in np.linspace(0, n - 1, per_file).astype(int)
+        ]
+        return self._stack(windows)
+
+    def unigram_bits(self) -> float:
+        """Entropy of the codes' marginal distribution (bits): what a prior without context achieves."""
+        counts = np.bincount(np.concatenate([it.codes for it in self.items]))
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log2(p)).sum())

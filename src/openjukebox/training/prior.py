@@ -1,0 +1,193 @@
+"""Training a prior (top level) or an upsampler on the codes of a trained VQ-VAE.
+
+The data set is decoded once, encoded to codes once per VQ-VAE, and drawn as n_ctx windows with
+their true offsets and timing labels. Loss and validation are in bits per token; validation also
+reports the unigram entropy of the codes (a prior must beat it) and, for upsamplers, the loss with
+the conditioning zeroed (the conditioning must help).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..checkpoint import load_vqvae, model_id, save_model
+from ..fileio import default_cache_dir
+from ..prior.config import PriorConfig
+from ..prior.model import Conditioning, Prior, build_prior
+from ..prior.vocab import LabelVocab
+from . import distributed as D
+from .code_windows import CodeWindows, encode_tracks
+from .loop import TrainConfig, TrainingRun, open_run
+from .vqvae import prepare_training_audio
+
+_TINY = TrainConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100)
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny_top": _TINY,
+    "tiny_upsampler_1": _TINY,
+    "tiny_upsampler_0": _TINY,
+    "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
+}
+
+
+class PriorLoss(nn.Module):
+    """What DDP wraps: conditioning and loss in one forward, so every parameter's gradient syncs."""
+
+    def __init__(self, prior: Prior):
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> torch.Tensor:
+        return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
+
+
+def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab) -> PriorConfig:
+    """The preset adapted to the VQ-VAE (codes, hop, rate) and to the label vocabulary."""
+    labels = cfg.labels
+    if labels is not None:
+        labels = dataclasses.replace(labels, artist_bins=len(vocab.artists), genre_bins=len(vocab.genres))
+    if (level < vq.config.levels - 1) != (cfg.conditioner is not None):
+        kind = "an upsampler" if cfg.conditioner else "a top-level prior"
+        raise ValueError(
+            f"this preset is {kind}, but level {level} of a {vq.config.levels}-level VQ-VAE needs "
+            f"{'an upsampler' if level < vq.config.levels - 1 else 'a top-level prior'}"
+        )
+    return dataclasses.replace(
+        cfg,
+        level=level,
+        l_bins=vq.config.l_bins,
+        hop_length=vq.hop_lengths[level],
+        sample_rate=vq.config.sample_rate,
+        labels=labels,
+    )
+
+
+class PriorRun(TrainingRun):
+    name = "prior"
+    throughput = "tokens_per_s"
+
+    def __init__(
+        self,
+        data,
+        out: Path,
+        level: int,
+        vqvae_dir,
+        cfg: PriorConfig,
+        tc: TrainConfig,
+        resume: bool,
+        dist: D.DistInfo,
+        cache: Path,
+    ):
+        state = open_run(out, resume)
+        vq = load_vqvae(vqvae_dir, dist.device)
+        self.vq_id, self.vq_dir = model_id(vqvae_dir), str(Path(vqvae_dir).resolve())
+        if state:
+            if state["vqvae_id"] != self.vq_id:
+                raise ValueError(
+                    f"{out} was trained on the codes of another VQ-VAE ({state['vqvae_id']}), "
+                    f"not {vqvae_dir} ({self.vq_id})"
+                )
+            cfg, level = PriorConfig.from_dict(state["model_config"]), state["model_config"]["level"]
+            tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
+        out.mkdir(parents=True, exist_ok=True)
+        hop = vq.hop_lengths[level]
+        audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache)
+        self.vocab = (
+            LabelVocab.from_dict(state["vocab"])
+            if state
+            else LabelVocab.from_metadata([t.meta for t in audio.train + audio.val])
+        )
+        self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab)
+        upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
+        levels = [level, level + 1] if upsample else [level]
+        codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
+        if dist.is_main:
+            bar = lambda xs: tqdm(xs, desc="encoding codes", unit="file")  # noqa: E731
+            encode_tracks(vq, audio.train + audio.val, levels, codes_dir, bar)
+        D.barrier()
+        paths = encode_tracks(vq, audio.train + audio.val, levels, codes_dir)
+        del vq
+        slots = self.cfg.labels.max_bow_genre_size if self.cfg.labels else 1
+
+        def windows(tracks, code_paths):
+            return CodeWindows(tracks, code_paths, level, self.cfg.n_ctx, hop, upsample, self.vocab, slots, tc.seed)
+
+        n_train = len(audio.train)
+        self.train_windows = windows(audio.train, paths[:n_train])
+        self.val = windows(audio.val, paths[n_train:]).fixed(tc.val_crops_per_file) if audio.val else None
+        if dist.is_main:
+            print(f"level {level}: codes unigram entropy {self.train_windows.unigram_bits():.3f} bits", file=sys.stderr)
+        torch.manual_seed(tc.seed)
+        self.items_per_example = self.cfg.n_ctx
+        self.setup(out, tc, dist, PriorLoss(build_prior(self.cfg)), state)
+
+    def batch(self, step: int, batch_size: int) -> tuple:
+        return self.train_windows.batch(batch_size, step, self.dist.rank)
+
+    def loss(self, module: nn.Module, batch: tuple):
+        loss = module(*batch)
+        return loss, {"loss": loss.detach()}
+
+    def has_validation(self) -> bool:
+        return self.val is not None
+
+    def evaluate(self) -> dict[str, float]:
+        prior = self.model.prior
+        device = self.dist.device
+        codes, y, above = (None if t is None else t.to(device) for t in self.val)
+        bs = self.tc.batch_size
+        total = zeroed = 0.0
+        for i in range(0, codes.shape[0], bs):
+            sl = slice(i, i + bs)
+            cond = prior.condition(y[sl], None if above is None else above[sl], batch=codes[sl].shape[0])
+            n = codes[sl].shape[0]
+            total += prior.loss(codes[sl], cond).item() * n
+            if cond.x_cond is not None:
+                zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
+        result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.train_windows.unigram_bits()}
+        if prior.conditioner is not None:
+            result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
+        return result
+
+    def extra_state(self) -> dict:
+        return {"model_config": self.cfg.to_dict(), "vocab": self.vocab.to_dict(), "vqvae_id": self.vq_id}
+
+    def export(self, done: int) -> None:
+        save_model(
+            self.out,
+            self.model.prior,
+            "prior",
+            self.cfg.to_dict(),
+            vocab=self.vocab.to_dict(),
+            vqvae={"id": self.vq_id, "path": self.vq_dir},
+            trained_steps=done,
+        )
+
+
+def train_prior(
+    data,
+    out,
+    level: int,
+    vqvae_dir,
+    cfg: PriorConfig,
+    tc: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    cache: str | Path | None = None,
+) -> dict[str, float]:
+    """Train (or resume) the prior of ``level`` on the codes of ``vqvae_dir``; returns the last validation metrics.
+
+    Decoded audio and codes are cached under ``cache`` (default: ``default_cache_dir()``), so the top
+    prior and the upsamplers of one VQ-VAE encode the data once.
+    """
+    dist = D.setup()
+    try:
+        cache = Path(cache) if cache else default_cache_dir()
+        return PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache).fit(progress)
+    finally:
+        D.cleanup()

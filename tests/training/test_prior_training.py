@@ -1,0 +1,68 @@
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from openjukebox.checkpoint import load_prior
+from openjukebox.prior.config import get_preset
+from openjukebox.training.metrics import read_csv
+from openjukebox.training.prior import TRAIN_PRESETS, train_prior
+
+
+def _train(manifest, vqvae, out, preset, level, resume=False, **kw):
+    tc = dataclasses.replace(TRAIN_PRESETS[preset], **kw)
+    return train_prior(manifest, out, level, vqvae, get_preset(preset), tc, resume=resume, progress=False)
+
+
+def test_top_prior_beats_the_unigram_entropy_of_its_codes(labelled_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    final = _train(labelled_manifest, vqvae, tmp_path / "top", "tiny_top", 2, steps=300, eval_every=300)
+    val = read_csv(tmp_path / "top" / "val.csv")
+    assert val[0]["bits_per_token"] > 5.5  # untrained: about log2(64) = 6 bits
+    assert final["unigram_bits"] > 3.0  # the codes are diverse: the bar is a real one
+    assert final["bits_per_token"] < final["unigram_bits"] - 1.0
+    train = read_csv(tmp_path / "top" / "train.csv")
+    assert train[-1]["tokens_per_s"] > 0
+    prior, vocab, doc = load_prior(tmp_path / "top")
+    assert vocab.artists.names == ("unknown", "frere_jacques", "minuet_in_g", "ode_to_joy")
+    assert prior.cfg.labels.artist_bins == 4 and prior.cfg.labels.genre_bins == 6
+    assert doc["vqvae"]["path"] == str(Path(vqvae).resolve())
+
+
+def test_upsampler_conditioning_is_wired(labelled_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    final = _train(labelled_manifest, vqvae, tmp_path / "up", "tiny_upsampler_1", 1, steps=200, eval_every=200)
+    assert final["bits_per_token"] < final["bits_per_token_cond_zeroed"] - 1.0
+
+
+def test_codes_are_encoded_once_per_vqvae_and_resume_is_exact(labelled_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    codes_root = Path(os.environ["OPENJUKEBOX_CACHE"]) / "codes"
+    _train(labelled_manifest, vqvae, tmp_path / "a", "tiny_top", 2, steps=4, log_every=1)
+    (cache,) = [d for d in codes_root.iterdir() if any(d.iterdir())]
+    stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    _train(labelled_manifest, vqvae, tmp_path / "b", "tiny_top", 2, steps=2, log_every=1)
+    _train(labelled_manifest, vqvae, tmp_path / "b", "tiny_top", 2, resume=True, steps=4, log_every=1)
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # reused, not re-encoded
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_another_vqvae_and_presets_must_fit_the_level(labelled_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    _train(labelled_manifest, vqvae, tmp_path / "run", "tiny_top", 2, steps=1)
+    other = tmp_path / "other_vqvae"
+    other.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        data = (Path(vqvae) / name).read_bytes()
+        (other / name).write_bytes(data if name == "config.json" else data[:-4] + b"\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match="trained on the codes of another VQ-VAE"):
+        tc = dataclasses.replace(TRAIN_PRESETS["tiny_top"], steps=2)
+        train_prior(
+            labelled_manifest, tmp_path / "run", 2, other, get_preset("tiny_top"), tc, resume=True, progress=False
+        )
+    with pytest.raises(ValueError, match="this preset is an upsampler, but level 2 .* needs a top-level prior"):
+        _train(labelled_manifest, vqvae, tmp_path / "x", "tiny_upsampler_1", 2, steps=1)
