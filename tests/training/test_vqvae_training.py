@@ -143,6 +143,7 @@ def test_torchrun_two_processes_matches_one_process(rendered_dir, tmp_path):
         "config.json",
         "model.safetensors",
         "skipped.txt",
+        "split.json",
         "train.csv",
         "train_state.pt",
         "val.csv",

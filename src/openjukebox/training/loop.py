@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import sys
 import time
 from dataclasses import dataclass
@@ -92,8 +93,13 @@ class TrainingRun:
             self.opt.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"])
             self.start = state["step"]
-        multi = dist.world_size > 1
-        self.ddp = DistributedDataParallel(self.model, broadcast_buffers=False) if multi else self.model
+        self.ddp = self.model
+        if dist.world_size > 1:  # buffers start equal and stay equal: never re-broadcast them per step
+            params = inspect.signature(DistributedDataParallel.__init__).parameters
+            no_sync = (
+                {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+            )
+            self.ddp = DistributedDataParallel(self.model, **no_sync)
         keep = self.start if state else None
         self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
         self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None

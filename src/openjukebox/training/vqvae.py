@@ -7,6 +7,7 @@ checkpoint, resume and torchrun behaviour shared with the priors.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def prepare_training_audio(
         bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file")  # noqa: E731
         audio = prepare_audio(data, sample_rate, cache / "audio", progress=bar, **kw)
         (out / "skipped.txt").write_text("".join(f"{p}\t{r}\n" for p, r in audio.skipped))
+        split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
+        (out / "split.json").write_text(json.dumps(split, indent=1))
         print(f"data: {audio.summary()}", file=sys.stderr)
         for p, r in audio.skipped[:10]:
             print(f"  skipped {p}: {r}", file=sys.stderr)
