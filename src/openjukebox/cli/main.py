@@ -15,6 +15,11 @@ from pathlib import Path
 from .. import __version__
 
 
+def _is_main_process() -> bool:
+    """False in the other ranks of a torchrun job: only rank 0 reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _overrides(args: argparse.Namespace) -> dict:
     names = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every")
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
@@ -27,8 +32,8 @@ def _train_vqvae(args: argparse.Namespace) -> int:
     cfg = get_preset(args.preset)
     tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TrainConfig()), **_overrides(args), bf16=args.bf16)
     metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet, cache=args.cache)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return 0  # under torchrun, rank 0 reports
+    if not _is_main_process():
+        return 0
     if metrics:
         levels = sorted(int(k.rsplit("_l", 1)[1]) for k in metrics if k.startswith("sc_db_l"))
         for lv in levels:
@@ -55,7 +60,7 @@ def _train_prior(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
+    if _is_main_process():
         if metrics:
             print(
                 f"validation: {metrics['bits_per_token']:.3f} bits per token "
