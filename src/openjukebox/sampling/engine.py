@@ -1,0 +1,131 @@
+"""Windowed sampling of one level: songs of any length in overlapping context windows.
+
+Windows start every ``hop_fraction * n_ctx`` codes; the last one is moved back to end exactly at
+the song's end. The first window is sampled from scratch; every later one is primed on the codes
+the earlier windows already produced and samples only the new ones, so every position is sampled
+exactly once. Upsampler windows are conditioned on the matching slice of the level above; label
+rows are recomputed per window (offset, timing). Each window draws from its own generator,
+seeded from (seed, level, window), so a run resumed after any window equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..prior.model import Prior
+from .sampler import sample_window
+
+HOP_FRACTIONS = {0: 0.5, 1: 0.5, 2: 0.125}  # the original's defaults per level
+
+
+@dataclass(frozen=True)
+class Window:
+    """Codes [start, end) of one window; [start, primed) were sampled by earlier windows."""
+
+    index: int
+    start: int
+    end: int
+    primed: int
+
+
+@dataclass(frozen=True)
+class LevelSettings:
+    temperature: float = 0.99
+    top_k: int = 0
+    top_p: float = 0.0
+    hop_fraction: float = 0.5
+    chunk_size: int = 64  # prefill chunk: bounds the memory of priming
+    max_batch: int = 16  # samples drawn together; more are split into batches
+
+
+def window_starts(total: int, n_ctx: int, hop: int) -> list[int]:
+    """0, hop, 2 hop, ... with the last start moved to ``total - n_ctx`` (the original's get_starts)."""
+    if total <= n_ctx:
+        return [0]
+    starts = []
+    for start in range(0, total - n_ctx + hop, hop):
+        starts.append(min(start, total - n_ctx))
+        if start + n_ctx >= total:
+            break
+    return starts
+
+
+def plan_windows(total: int, n_ctx: int, hop: int) -> list[Window]:
+    """The windows covering ``total`` codes; each samples [max(primed, start), end) exactly once."""
+    windows, done = [], 0
+    for i, start in enumerate(window_starts(total, n_ctx, hop)):
+        end = min(start + n_ctx, total)
+        windows.append(Window(i, start, end, done))
+        done = end
+    return windows
+
+
+def window_labels(y: torch.Tensor, window: Window, hop_length: int, n_ctx: int) -> torch.Tensor:
+    """The song's label rows (N, 4+G) for one window: offset and length in audio samples."""
+    y = y.clone()
+    y[:, 1] = window.start * hop_length
+    y[:, 2] = n_ctx * hop_length
+    return y
+
+
+def window_seed(seed: int, level: int, index: int) -> int:
+    return (seed * 1_000_003 + level * 10_007 + index) % (2**63)
+
+
+def sample_level(
+    prior: Prior,
+    n_samples: int,
+    total: int,
+    y: torch.Tensor | None,
+    above: torch.Tensor | None,
+    settings: LevelSettings,
+    seed: int,
+    codes: torch.Tensor | None = None,
+    on_window: Callable[[Window, torch.Tensor], None] | None = None,
+    sampler: Callable = sample_window,
+) -> torch.Tensor:
+    """Codes (n_samples, total) of ``prior``'s level, window by window.
+
+    ``y`` (n_samples, 4+G): the song's label rows (total length in samples); ``above``
+    (n_samples, total / upsample): the level above, for upsamplers. ``codes`` holds what an
+    interrupted run had sampled: windows whose codes end at or before ``codes.shape[1]`` are skipped.
+    ``on_window(window, codes_so_far)`` runs after each window (to save state).
+    """
+    cfg = prior.cfg
+    n_ctx, level = cfg.n_ctx, cfg.level
+    hop = max(1, int(settings.hop_fraction * n_ctx))
+    device = prior.pos_emb.device
+    out = torch.zeros(n_samples, total, dtype=torch.long, device=device)
+    done = 0 if codes is None else codes.shape[1]
+    if done:
+        out[:, :done] = codes
+    up = cfg.conditioner.upsample if cfg.conditioner else None
+    for window in plan_windows(total, n_ctx, hop):
+        if window.end <= done:
+            continue
+        if up and window.start % up:
+            raise ValueError(f"window start {window.start} is not a multiple of the upsampling factor {up}")
+        gen = torch.Generator(device=device).manual_seed(window_seed(seed, level, window.index))
+        for b in range(0, n_samples, settings.max_batch):
+            rows = slice(b, b + settings.max_batch)
+            y_w = None if y is None else window_labels(y[rows], window, cfg.hop_length, n_ctx).to(device)
+            above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
+            cond = prior.condition(y_w, None if above_w is None else above_w.to(device), batch=out[rows].shape[0])
+            prompt = out[rows, window.start : window.primed]
+            out[rows, window.start : window.end] = sampler(
+                prior,
+                cond,
+                window.end - window.start,
+                prompt=prompt if prompt.shape[1] else None,
+                temperature=settings.temperature,
+                top_k=settings.top_k,
+                top_p=settings.top_p,
+                generator=gen,
+                chunk_size=settings.chunk_size,
+            )
+        if on_window is not None:
+            on_window(window, out[:, : window.end])
+    return out

@@ -1,0 +1,113 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from openjukebox.prior.config import get_preset
+from openjukebox.prior.model import build_prior
+from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, window_starts
+from openjukebox.sampling.sampler import filter_logits
+
+
+def test_window_starts_follow_the_original():
+    assert window_starts(100, 32, 16) == [0, 16, 32, 48, 64, 68]
+    assert window_starts(32, 32, 16) == [0]
+    assert window_starts(10, 32, 16) == [0]
+    assert window_starts(8192 * 3, 8192, 4096) == [0, 4096, 8192, 12288, 16384]
+
+
+class DummyPrior:
+    """Records what each window was conditioned on; samples marker tokens."""
+
+    def __init__(self, n_ctx, level, hop_length, upsample=None):
+        cond_cfg = SimpleNamespace(upsample=upsample) if upsample else None
+        self.cfg = SimpleNamespace(n_ctx=n_ctx, level=level, hop_length=hop_length, conditioner=cond_cfg)
+        self.pos_emb = torch.zeros(1)
+        self.calls = []
+
+    def condition(self, y, above, batch):
+        return SimpleNamespace(y=y, above=above, start=torch.zeros(batch, 1, 1))
+
+    def sample(self, prior, cond, length, prompt=None, **kw):
+        p = 0 if prompt is None else prompt.shape[1]
+        start = int(cond.y[0, 1]) // self.cfg.hop_length
+        self.calls.append(
+            dict(
+                start=start,
+                length=length,
+                prompt=None if prompt is None else prompt.clone(),
+                y=cond.y.clone(),
+                above=None if cond.above is None else cond.above.clone(),
+            )
+        )
+        new = torch.arange(start + p, start + length).expand(cond.y.shape[0], -1)  # token = its position
+        return new if prompt is None else torch.cat([prompt, new], 1)
+
+
+@pytest.mark.parametrize("total", [20, 64, 64 * 7 + 12])
+@pytest.mark.parametrize("level,upsample", [(2, None), (1, 4)])
+def test_every_position_is_sampled_once_with_the_right_conditioning(total, level, upsample):
+    n_ctx, hop_length = 64, 32
+    total = total // 4 * 4
+    prior = DummyPrior(n_ctx, level, hop_length, upsample)
+    y = torch.tensor([[total * hop_length, 0, 0, 5, 2]] * 3)
+    above = torch.arange(total // 4).expand(3, -1) + 1000 if upsample else None
+    codes = sample_level(prior, 3, total, y, above, LevelSettings(hop_fraction=0.5), seed=0, sampler=prior.sample)
+    assert torch.equal(codes, torch.arange(total).expand(3, -1))  # each position written by its own window
+    sampled = torch.zeros(total, dtype=torch.long)
+    for call in prior.calls:
+        p = 0 if call["prompt"] is None else call["prompt"].shape[1]
+        sampled[call["start"] + p : call["start"] + call["length"]] += 1
+        if p:  # primed on exactly the codes earlier windows produced
+            assert torch.equal(call["prompt"], torch.arange(call["start"], call["start"] + p).expand(3, -1))
+        assert call["length"] == min(n_ctx, total)
+        assert call["y"][0].tolist() == [total * hop_length, call["start"] * hop_length, n_ctx * hop_length, 5, 2]
+        if upsample:
+            s = call["start"] // 4
+            assert torch.equal(call["above"][0], torch.arange(s, s + min(n_ctx, total) // 4) + 1000)
+    assert sampled.tolist() == [1] * total
+    assert len(prior.calls) == len(plan_windows(total, n_ctx, 32))
+
+
+def test_samples_are_split_into_batches():
+    prior = DummyPrior(16, 2, 128)
+    y = torch.tensor([[10**6, 0, 0, 0, 0]] * 5)
+    sample_level(prior, 5, 16, y, None, LevelSettings(max_batch=2), seed=0, sampler=prior.sample)
+    assert [c["y"].shape[0] for c in prior.calls] == [2, 2, 1]
+
+
+def test_a_run_killed_after_a_window_and_resumed_equals_the_uninterrupted_run():
+    torch.manual_seed(0)
+    prior = build_prior(get_preset("tiny_top")).eval()
+    sr = prior.cfg.sample_rate
+    total = 256 * 2 + 40
+    y = torch.tensor([[30 * sr, 0, 0, 1, 2], [40 * sr, 0, 0, 3, -1]])
+    settings = LevelSettings(temperature=1.0, hop_fraction=0.5, chunk_size=50)
+    full = sample_level(prior, 2, total, y, None, settings, seed=7)
+
+    saved = {}
+
+    def crash_after_second(window, codes):
+        saved["codes"] = codes.clone()
+        if window.index == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sample_level(prior, 2, total, y, None, settings, seed=7, on_window=crash_after_second)
+    assert saved["codes"].shape[1] == 384 and torch.equal(saved["codes"], full[:, :384])
+    resumed = sample_level(prior, 2, total, y, None, settings, seed=7, codes=saved["codes"])
+    assert torch.equal(resumed, full)
+    other_seed = sample_level(prior, 2, total, y, None, settings, seed=8)
+    assert not torch.equal(other_seed, full)
+
+
+def test_top_k_and_top_p_keep_exactly_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.05, 0.4, 0.1, 0.3, 0.15]]))
+    kept = lambda out: torch.isfinite(out[0]).nonzero().flatten().tolist()  # noqa: E731
+    assert kept(filter_logits(logits, top_k=2)) == [1, 3]
+    assert kept(filter_logits(logits, top_k=1)) == [1]
+    assert kept(filter_logits(logits, top_p=0.5)) == [1, 3]  # 0.4 < 0.5, then 0.7 crosses: both kept
+    assert kept(filter_logits(logits, top_p=0.75)) == [1, 3, 4]  # 0.85 crosses 0.75
+    assert kept(filter_logits(logits, top_p=0.39)) == [1]
+    assert kept(filter_logits(logits)) == [0, 1, 2, 3, 4]
+    assert torch.equal(filter_logits(logits, top_k=2)[0, [1, 3]], logits[0, [1, 3]])  # kept values unchanged
