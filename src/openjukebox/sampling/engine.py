@@ -85,6 +85,7 @@ def sample_level(
     seed: int,
     codes: torch.Tensor | None = None,
     on_window: Callable[[Window, torch.Tensor], None] | None = None,
+    on_tokens: Callable[[int], None] | None = None,
     sampler: Callable = sample_window,
 ) -> torch.Tensor:
     """Codes (n_samples, total) of ``prior``'s level, window by window.
@@ -92,7 +93,8 @@ def sample_level(
     ``y`` (n_samples, 4+G): the song's label rows (total length in samples); ``above``
     (n_samples, total / upsample): the level above, for upsamplers. ``codes`` holds what an
     interrupted run had sampled: windows whose codes end at or before ``codes.shape[1]`` are skipped.
-    ``on_window(window, codes_so_far)`` runs after each window (to save state).
+    ``on_window(window, codes_so_far)`` runs after each window (to save state); ``on_tokens(k)``
+    is told of every k new tokens (summed over the batch).
     """
     cfg = prior.cfg
     n_ctx, level = cfg.n_ctx, cfg.level
@@ -115,6 +117,7 @@ def sample_level(
             above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
             cond = prior.condition(y_w, None if above_w is None else above_w.to(device), batch=out[rows].shape[0])
             prompt = out[rows, window.start : window.primed]
+            batch = prompt.shape[0]
             out[rows, window.start : window.end] = sampler(
                 prior,
                 cond,
@@ -125,6 +128,7 @@ def sample_level(
                 top_p=settings.top_p,
                 generator=gen,
                 chunk_size=settings.chunk_size,
+                progress=None if on_tokens is None else lambda k, b=batch: on_tokens(k * b),
             )
         if on_window is not None:
             on_window(window, out[:, : window.end])

@@ -1,8 +1,9 @@
 """Sampling a whole song: levels top to bottom, a resumable codes file written after every window.
 
-The state is an ordinary codes file (``openjukebox.codes``) whose ``extra`` holds the sampling
-settings, labels and progress; sampling again with the same file resumes from its last window and
-gives the same codes as an uninterrupted run (each window's randomness depends only on the seed).
+Levels are loaded one at a time (only the prior being sampled is in memory). The state is an
+ordinary codes file (``openjukebox.codes``) whose ``extra`` holds the sampling settings, labels and
+progress; sampling again with the same file resumes from its last window and gives the same codes
+as an uninterrupted run (each window's randomness depends only on the seed).
 """
 
 from __future__ import annotations
@@ -16,74 +17,99 @@ from pathlib import Path
 import torch
 
 from ..codes import CodesFile
+from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .engine import HOP_FRACTIONS, LevelSettings, Window, sample_level
 
 
-def song_lengths(priors: dict[int, Prior], seconds: float) -> tuple[int, dict[int, int]]:
+def song_lengths(configs: dict[int, PriorConfig], seconds: float) -> tuple[int, dict[int, int]]:
     """Audio samples (``seconds`` rounded up to a multiple of the top hop) and codes per level."""
-    top = max(priors)
-    sr, top_hop = priors[top].cfg.sample_rate, priors[top].cfg.hop_length
-    n_samples = max(1, math.ceil(seconds * sr / top_hop)) * top_hop
-    return n_samples, {lv: n_samples // p.cfg.hop_length for lv, p in priors.items()}
+    top = configs[max(configs)]
+    n_samples = max(1, math.ceil(seconds * top.sample_rate / top.hop_length)) * top.hop_length
+    return n_samples, {lv: n_samples // c.hop_length for lv, c in configs.items()}
+
+
+def check_duration(configs: dict[int, PriorConfig], seconds: float) -> None:
+    """Fail early, with the limits, when a timed prior cannot make a song of this length."""
+    for cfg in configs.values():
+        lc = cfg.labels
+        if lc is not None and lc.timing and not lc.min_duration <= seconds < lc.max_duration:
+            raise ValueError(
+                f"{seconds:g} s is outside what the level-{cfg.level} prior was trained for: "
+                f"from {lc.min_duration:g} s to under {lc.max_duration:g} s"
+            )
 
 
 def sample_song(
-    priors: dict[int, Prior],
-    labels: torch.Tensor,
+    configs: dict[int, PriorConfig],
+    load: Callable[[int], Prior],
+    n: int,
+    labels: dict[int, torch.Tensor | None],
     seconds: float,
     seed: int,
     state_path: str | os.PathLike,
     settings: dict[int, LevelSettings] | None = None,
+    lowest: int | None = None,
     codec: dict | None = None,
-    progress: Callable[[int, Window, int], None] | None = None,
+    on_window: Callable[[int, Window, int], None] | None = None,
+    on_tokens: Callable[[int, int], None] | None = None,
 ) -> CodesFile:
-    """Sample codes for every level of ``priors`` ({level: prior}, the top one unconditioned by codes).
+    """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
-    ``labels`` (N, 4+G): one label row per sample; its total length is set from ``seconds``.
-    ``state_path`` is written after every window; if it exists and matches, sampling resumes there.
-    ``codec`` records the VQ-VAE ({"path", "id"}) so the codes can be decoded later.
+    ``configs`` has every level's config (they define the run, whatever ``lowest`` is, so a
+    top-level preview can later be continued down). ``load(level)`` returns that level's prior,
+    called once per level still to sample. ``labels[level]``: (n, 4+G) label rows for priors with
+    labels (the total length is set here), else None. ``state_path`` is written after every
+    window; if it exists and matches, sampling resumes there. ``codec`` records the VQ-VAE
+    ({"path", "id"}) so the codes can be decoded later. ``on_window(level, window, total)`` and
+    ``on_tokens(level, count)`` report progress.
     """
-    levels = sorted(priors, reverse=True)
-    n_samples, totals = song_lengths(priors, seconds)
+    check_duration(configs, seconds)
+    levels = sorted(configs, reverse=True)
+    n_samples, totals = song_lengths(configs, seconds)
     settings = settings or {lv: LevelSettings(hop_fraction=HOP_FRACTIONS.get(lv, 0.5)) for lv in levels}
-    y = labels.clone()
-    y[:, 0] = n_samples
-    n = y.shape[0]
+    ys = {lv: None if y is None else y.clone() for lv, y in labels.items()}
+    for y in ys.values():
+        if y is not None:
+            y[:, 0] = n_samples
     run = {
         "seed": seed,
         "seconds": seconds,
-        "labels": y.tolist(),
+        "n_samples": n,
+        "labels": {str(lv): None if y is None else y.tolist() for lv, y in ys.items()},
         "settings": {str(lv): dataclasses.asdict(settings[lv]) for lv in levels},
     }
     state = _resume_state(state_path, run)
     codes = dict(state.codes) if state else {}
-    hops = tuple(priors[lv].cfg.hop_length for lv in sorted(priors))
-    sr = priors[levels[0]].cfg.sample_rate
+    hops = tuple(configs[lv].hop_length for lv in sorted(configs))
+    sr = configs[levels[0]].sample_rate
 
     def save(level: int, window: Window, partial: torch.Tensor) -> None:
         codes[level] = partial.cpu()
         done = {str(lv): int(c.shape[1]) for lv, c in codes.items()}
         CodesFile(codes, sr, n_samples, hops, model=codec or {}, extra={"sampling": run, "done": done}).save(state_path)
-        if progress is not None:
-            progress(level, window, totals[level])
+        if on_window is not None:
+            on_window(level, window, totals[level])
 
-    for lv in levels:
+    for lv in levels if lowest is None else [lv for lv in levels if lv >= lowest]:
         have = codes.get(lv)
         if have is not None and have.shape[1] == totals[lv]:
             continue
-        above = codes.get(lv + 1) if priors[lv].conditioner is not None else None
+        prior = load(lv)
+        above = codes.get(lv + 1) if prior.conditioner is not None else None
         codes[lv] = sample_level(
-            priors[lv],
+            prior,
             n,
             totals[lv],
-            y if priors[lv].labels is not None else None,
+            ys.get(lv),
             above,
             settings[lv],
             seed,
             codes=have,
             on_window=lambda w, c, lv=lv: save(lv, w, c),
+            on_tokens=None if on_tokens is None else lambda k, lv=lv: on_tokens(lv, k),
         ).cpu()
+        del prior
     return CodesFile.load(state_path)
 
 
