@@ -112,3 +112,95 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
     if audio.shape[0] == 1:
         return [save_audio(path, audio[0], sample_rate)]
     return [save_audio(path.with_stem(f"{path.stem}_{i}"), a, sample_rate) for i, a in enumerate(audio)]
+
+
+def sample(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seconds: float,
+    artist: str | None = None,
+    genre: str | None = None,
+    n_samples: int = 1,
+    lowest: int | None = None,
+    temperature: float = 0.99,
+    top_k: int = 0,
+    top_p: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> dict:
+    """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
+
+    ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
+    resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
+    and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
+    """
+    import json
+    import time
+
+    from .audio.plot import save_spectrogram
+    from .sampling.bundle import Bundle
+    from .sampling.engine import HOP_FRACTIONS, LevelSettings
+    from .sampling.song import sample_song, song_lengths
+
+    device = torch.device(device) if device else default_device()
+    bundle = Bundle(model_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = bundle.labels(n_samples, artist, genre)
+    settings = {lv: LevelSettings(temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5)) for lv in bundle.configs}
+    state = out / "codes.codes"
+    _, totals = song_lengths(bundle.configs, seconds)
+    done = CodesFile.load(state).extra.get("done", {}) if state.exists() else {}
+    bars: dict[int, tqdm] = {}
+
+    def tokens(level: int, k: int) -> None:  # one bar per level: tokens/s and ETA
+        if level not in bars:
+            initial = n_samples * done.get(str(level), 0)
+            bars[level] = tqdm(
+                total=n_samples * totals[level],
+                initial=initial,
+                desc=f"level {level}",
+                unit="tok",
+                disable=not progress,
+            )
+        bars[level].update(k)
+
+    started = time.time()
+    codes = sample_song(
+        bundle.configs,
+        lambda lv: bundle.load_prior(lv, device),
+        n_samples,
+        labels,
+        seconds,
+        seed,
+        state,
+        settings,
+        lowest,
+        codec={"kind": "vqvae", "path": str(bundle.vqvae_dir.resolve()), "id": bundle.codec_id},
+        on_tokens=tokens,
+    )
+    for bar in bars.values():
+        bar.close()
+    vqvae = bundle.load_vqvae(device)
+    files = {}
+    for level in sorted(codes.codes, reverse=True):  # ends with the lowest, most detailed level
+        audio = decode(codes, level, model=vqvae, device=device)
+        files[level] = [str(p) for p in write_audio(out / f"level_{level}" / "sample.wav", audio, codes.sample_rate)]
+    save_spectrogram(out / "spectrogram.png", audio[0], codes.sample_rate, f"sample 0, level {level}")
+    meta = {
+        "openjukebox": __import__("openjukebox").__version__,
+        "model": str(Path(model_dir).resolve()),
+        "artist": artist,
+        "genre": genre,
+        "seconds": seconds,
+        "n_samples": n_samples,
+        "seed": seed,
+        "levels": sorted(codes.codes, reverse=True),
+        "settings": codes.extra["sampling"]["settings"],
+        "labels": codes.extra["sampling"]["labels"],
+        "files": files,
+        "elapsed_s": round(time.time() - started, 2),
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return meta

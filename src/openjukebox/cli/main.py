@@ -91,6 +91,30 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample(args: argparse.Namespace) -> int:
+    from ..api import sample
+
+    meta = sample(
+        args.model,
+        args.out,
+        args.seconds,
+        args.artist,
+        args.genre,
+        args.n_samples,
+        args.lowest_level,
+        args.temperature,
+        args.top_k,
+        args.top_p,
+        args.seed,
+        args.device,
+        progress=not args.quiet,
+    )
+    for level, files in sorted(meta["files"].items()):
+        print(f"level {level}: {', '.join(files)}")
+    print(f"codes, metadata and spectrogram in {args.out} ({meta['elapsed_s']} s)")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -161,6 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (enc, dec):
         cmd.add_argument("--chunk-seconds", type=float, default=10.0, help="work in chunks of this length")
         cmd.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+
+    smp = sub.add_parser("sample", help="sample new music with a model bundle")
+    smp.add_argument("--model", required=True, help="bundle folder: vqvae/ and prior_level_N/ model folders")
+    smp.add_argument("--out", required=True, help="output folder; sampling again into it resumes")
+    smp.add_argument("--seconds", type=float, required=True, help="length of the song")
+    smp.add_argument("--artist", help="artist name (see the model's vocabulary)")
+    smp.add_argument("--genre", help="genre name (see the model's vocabulary)")
+    smp.add_argument("--n-samples", type=int, default=1)
+    smp.add_argument("--lowest-level", type=int, help="stop above level 0 (e.g. the top level alone: a quick preview)")
+    smp.add_argument("--temperature", type=float, default=0.99)
+    smp.add_argument("--top-k", type=int, default=0)
+    smp.add_argument("--top-p", type=float, default=0.0)
+    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
+    smp.set_defaults(func=_sample)
 
     demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")

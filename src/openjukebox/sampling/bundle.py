@@ -1,0 +1,80 @@
+"""A sampling bundle: one folder with a VQ-VAE and a prior per level, in the official layout.
+
+    BUNDLE/vqvae/            the VQ-VAE model folder
+    BUNDLE/prior_level_2/    the top-level prior
+    BUNDLE/prior_level_1/    upsamplers, down to prior_level_0/
+
+Configs and vocabularies are read up front (cheap); weights load one level at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_prior, load_vqvae, model_id, read_model_config
+from ..codec.vqvae import VQVAE
+from ..prior.config import PriorConfig
+from ..prior.model import Prior
+from ..prior.vocab import LabelVocab
+
+
+class Bundle:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.vqvae_dir = self.path / "vqvae"
+        self.prior_dirs = {int(d.name.rsplit("_", 1)[1]): d for d in sorted(self.path.glob("prior_level_*"))}
+        if not self.vqvae_dir.is_dir() or not self.prior_dirs:
+            raise ValueError(
+                f"{self.path} is not a model bundle: it needs vqvae/ and prior_level_N/ model folders "
+                "(the top-level prior and the upsamplers below it)"
+            )
+        docs = {lv: read_model_config(d, "prior") for lv, d in self.prior_dirs.items()}
+        self.configs = {lv: PriorConfig.from_dict(doc["config"]) for lv, doc in docs.items()}
+        self.vocabs = {lv: LabelVocab.from_dict(doc["vocab"]) if doc.get("vocab") else None for lv, doc in docs.items()}
+        top = max(self.configs)
+        if sorted(self.configs) != list(range(min(self.configs), top + 1)):
+            raise ValueError(f"{self.path}: prior levels {sorted(self.configs)} are not contiguous")
+        for lv, cfg in self.configs.items():
+            if (cfg.conditioner is None) != (lv == top):
+                raise ValueError(
+                    f"{self.prior_dirs[lv]}: level {lv} should be {'a top prior' if lv == top else 'an upsampler'}"
+                )
+        self.codec_id = model_id(self.vqvae_dir)
+        for lv, doc in docs.items():
+            made_for = doc.get("vqvae", {}).get("id")
+            if made_for and made_for != self.codec_id:
+                raise ValueError(f"{self.prior_dirs[lv]} was trained on another VQ-VAE than {self.vqvae_dir}")
+
+    @property
+    def top(self) -> int:
+        return max(self.configs)
+
+    def labels(self, n: int, artist: str | None, genre: str | None) -> dict[int, torch.Tensor | None]:
+        """Label rows (n, 4+G) per level for an artist and genre, from each level's vocabulary.
+
+        Unknown names raise with the closest known names; the total length is filled in by the sampler.
+        """
+        rows = {}
+        for lv, cfg in self.configs.items():
+            if cfg.labels is None:
+                rows[lv] = None
+                continue
+            vocab = self.vocabs[lv] or LabelVocab.from_dict({"artists": ["unknown"], "genres": ["unknown"]})
+            row = [
+                0,
+                0,
+                cfg.sample_length,
+                vocab.artists.id(artist),
+                *vocab.genre_ids(genre, cfg.labels.max_bow_genre_size),
+            ]
+            rows[lv] = torch.tensor([row] * n)
+        return rows
+
+    def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
+        return load_prior(self.prior_dirs[level], device)[0]
+
+    def load_vqvae(self, device: torch.device | str = "cpu") -> VQVAE:
+        return load_vqvae(self.vqvae_dir, device)

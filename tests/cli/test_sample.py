@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from openjukebox.checkpoint import model_id, save_model
+from openjukebox.cli.main import main
+from openjukebox.codec.config import get_preset as codec_preset
+from openjukebox.codec.vqvae import VQVAE
+from openjukebox.codes import CodesFile
+from openjukebox.prior.config import get_preset
+from openjukebox.prior.model import build_prior
+from openjukebox.prior.vocab import LabelVocab
+
+META = [{"artist": "Ada Lovelace", "genre": "organ"}, {"artist": "Bach", "genre": "choir"}]
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """vqvae/ and prior_level_{2,1,0}/ with random weights: tests the plumbing, not the music."""
+    root = tmp_path_factory.mktemp("bundle")
+    torch.manual_seed(0)
+    vq = VQVAE(codec_preset("tiny")).eval()
+    probe = torch.randn(1, 1, 8192) * 0.3
+    for level, block in enumerate(vq.bottleneck.level_blocks):
+        block.k.copy_(torch.randn_like(block.k) * vq.encoders[level](probe).std())
+    save_model(root / "vqvae", vq, "vqvae", vq.config.to_dict())
+    vocab = LabelVocab.from_metadata(META)
+    vq_id = model_id(root / "vqvae")
+    for level, preset in ((2, "tiny_top"), (1, "tiny_upsampler_1"), (0, "tiny_upsampler_0")):
+        prior = build_prior(get_preset(preset))
+        save_model(
+            root / f"prior_level_{level}",
+            prior,
+            "prior",
+            prior.cfg.to_dict(),
+            vocab=vocab.to_dict(),
+            vqvae={"id": vq_id},
+        )
+    return root
+
+
+def test_sample_writes_audio_codes_metadata_and_spectrogram(bundle, tmp_path):
+    out = tmp_path / "song"
+    args = [
+        "-q",
+        "sample",
+        "--model",
+        str(bundle),
+        "--artist",
+        "Ada Lovelace",
+        "--genre",
+        "organ",
+        "--seconds",
+        "1.2",
+        "--n-samples",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    codes = CodesFile.load(out / "codes.codes")
+    n = codes.n_samples
+    assert n >= 1.2 * 22050 and n % 128 == 0
+    for level in (2, 1, 0):
+        for i in (0, 1):
+            audio, sr = sf.read(out / f"level_{level}" / f"sample_{i}.wav")
+            assert sr == 22050 and audio.shape == (n,) and np.abs(audio).max() > 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert (meta["artist"], meta["genre"], meta["seed"], meta["levels"]) == ("Ada Lovelace", "organ", 4, [2, 1, 0])
+    assert meta["labels"]["2"][0][:5] == [n, 0, 256 * 128, 1, 2]  # artist id 1 (ada_lovelace), genre id 2 (organ)
+    assert (out / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preview_then_continue_down(bundle, tmp_path):
+    out = tmp_path / "song"
+    base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--out", str(out)]
+    assert main([*base, "--lowest-level", "2"]) == 0
+    top = CodesFile.load(out / "codes.codes").codes
+    assert sorted(top) == [2] and not (out / "level_0").exists()
+    assert main(base) == 0
+    full = CodesFile.load(out / "codes.codes").codes
+    assert sorted(full) == [0, 1, 2] and torch.equal(full[2], top[2])
+
+
+def test_clear_sampling_errors(bundle, tmp_path, capsys):
+    base = ["-q", "sample", "--model", str(bundle), "--out", str(tmp_path / "x")]
+    assert main([*base, "--artist", "Ada Lovelance", "--seconds", "2"]) == 2
+    assert "unknown artist 'Ada Lovelance' for this model; closest known: ada_lovelace" in capsys.readouterr().err
+    assert main([*base, "--seconds", "0.5"]) == 2
+    assert "0.5 s is outside what the level-2 prior was trained for" in capsys.readouterr().err
+    assert main(["-q", "sample", "--model", str(tmp_path), "--out", str(tmp_path / "y"), "--seconds", "2"]) == 2
+    assert "is not a model bundle: it needs vqvae/ and prior_level_N/" in capsys.readouterr().err
