@@ -117,7 +117,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
 def sample(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    seconds: float,
+    seconds: float | None,
     artist: str | None = None,
     genre: str | None = None,
     n_samples: int = 1,
@@ -128,8 +128,16 @@ def sample(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
+    prompt_audio: str | os.PathLike | None = None,
+    prompt_seconds: float = 2.0,
+    codes_file: str | os.PathLike | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
+
+    Modes: ancestral (default); primed (``prompt_audio``: its first ``prompt_seconds`` are encoded
+    and the songs continue after them); continue or upsample (``codes_file``: its codes are kept,
+    the songs extended to ``seconds``; complete upper levels are only upsampled, e.g. with another
+    artist or genre).
 
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
@@ -145,9 +153,15 @@ def sample(
 
     device = torch.device(device) if device else default_device()
     bundle = Bundle(model_dir)
+    if seconds is None:
+        if not codes_file:
+            raise ValueError("say how long the song should be (--seconds)")
+        head = CodesFile.load(codes_file)
+        seconds = head.n_samples / head.sample_rate
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     labels = bundle.labels(n_samples, artist, genre)
+    given, mode = _given_codes(bundle, n_samples, seconds, prompt_audio, prompt_seconds, codes_file, device)
     settings = {lv: LevelSettings(temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5)) for lv in bundle.configs}
     state = out / "codes.codes"
     _, totals = song_lengths(bundle.configs, seconds)
@@ -179,6 +193,7 @@ def sample(
         lowest,
         codec={"kind": "vqvae", "path": str(bundle.vqvae_dir.resolve()), "id": bundle.codec_id},
         on_tokens=tokens,
+        given=given,
     )
     for bar in bars.values():
         bar.close()
@@ -191,6 +206,8 @@ def sample(
     meta = {
         "openjukebox": __import__("openjukebox").__version__,
         "model": str(Path(model_dir).resolve()),
+        "mode": mode,
+        "prompt": str(prompt_audio or codes_file or ""),
         "artist": artist,
         "genre": genre,
         "seconds": seconds,
@@ -204,3 +221,33 @@ def sample(
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device):
+    """({level: (n, P_L) codes to continue after}, mode name) for the sampling modes."""
+    if prompt_audio and codes_file:
+        raise ValueError("give either a prompt audio file or a codes file, not both")
+    if codes_file:
+        codes = CodesFile.load(codes_file)
+        if codes.model.get("id") and codes.model["id"] != bundle.codec_id:
+            raise ValueError(f"{codes_file} was made with another VQ-VAE than the bundle's {bundle.vqvae_dir}")
+        given = {
+            lv: c if c.shape[0] == n else c[:1].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
+        }
+        if codes.n_samples >= seconds * codes.sample_rate:  # a complete song: re-render below its top level
+            if bundle.top not in given:
+                raise ValueError(f"{codes_file} has no level-{bundle.top} codes to upsample")
+            return {bundle.top: given[bundle.top]}, "upsample"
+        return given, "continue"
+    if prompt_audio:
+        codes = encode(prompt_audio, bundle.vqvae_dir, device=device)
+        top_hop = bundle.configs[bundle.top].hop_length
+        keep = int(min(prompt_seconds, seconds) * codes.sample_rate) // top_hop * top_hop
+        if keep == 0 or keep > codes.n_samples:
+            length = codes.n_samples / codes.sample_rate
+            raise ValueError(f"{prompt_audio}: cannot prime on {prompt_seconds:g} s of a {length:.2f} s file")
+        hops = dict(enumerate(codes.hop_lengths))
+        return {
+            lv: c[:1, : keep // hops[lv]].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
+        }, "primed"
+    return {}, "ancestral"

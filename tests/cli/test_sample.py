@@ -95,3 +95,58 @@ def test_clear_sampling_errors(bundle, tmp_path, capsys):
     assert "0.5 s is outside what the level-2 prior was trained for" in capsys.readouterr().err
     assert main(["-q", "sample", "--model", str(tmp_path), "--out", str(tmp_path / "y"), "--seconds", "2"]) == 2
     assert "is not a model bundle: it needs vqvae/ and prior_level_N/" in capsys.readouterr().err
+
+
+def _run(bundle, out, *extra):
+    base = ["-q", "sample", "--model", str(bundle), "--artist", "Ada Lovelace", "--out", str(out)]
+    assert main([*base, *extra]) == 0
+    return CodesFile.load(out / "codes.codes"), json.loads((out / "metadata.json").read_text())
+
+
+def test_primed_songs_start_with_the_encoded_prompt(bundle, tmp_path):
+    from openjukebox.api import encode
+    from openjukebox.audio.synth import render_score
+
+    prompt = tmp_path / "prompt.wav"
+    sf.write(prompt, render_score("ode_to_joy", "organ", 44100, bpm=200)[: 44100 * 2], 44100)
+    codes, meta = _run(
+        bundle,
+        tmp_path / "p",
+        "--prompt",
+        str(prompt),
+        "--prompt-seconds",
+        "0.5",
+        "--seconds",
+        "1.2",
+        "--n-samples",
+        "2",
+    )
+    assert meta["mode"] == "primed"
+    reference = encode(prompt, bundle / "vqvae")
+    keep = int(0.5 * 22050) // 128 * 128
+    for level, hop in enumerate((8, 32, 128)):
+        p = keep // hop
+        assert torch.equal(codes.codes[level][:, :p], reference.codes[level][:1, :p].expand(2, -1))
+        assert not torch.equal(codes.codes[level][0, p:], codes.codes[level][1, p:])  # then they diverge
+
+
+def test_continue_extends_a_song_and_upsample_rerenders_below_its_top(bundle, tmp_path):
+    first, _ = _run(bundle, tmp_path / "a", "--seconds", "1.2")
+    longer, meta = _run(bundle, tmp_path / "b", "--codes", str(tmp_path / "a" / "codes.codes"), "--seconds", "2.0")
+    assert meta["mode"] == "continue" and longer.n_samples >= 2.0 * 22050
+    for level in (0, 1, 2):
+        have = first.codes[level].shape[1]
+        assert torch.equal(longer.codes[level][:, :have], first.codes[level])
+    again, meta = _run(bundle, tmp_path / "c", "--codes", str(tmp_path / "a" / "codes.codes"), "--seed", "9")
+    assert meta["mode"] == "upsample" and again.n_samples == first.n_samples
+    assert torch.equal(again.codes[2], first.codes[2])  # the top level is kept...
+    assert not torch.equal(again.codes[0], first.codes[0])  # ...the levels below are sampled anew
+
+
+def test_mode_errors(bundle, tmp_path, capsys):
+    base = ["-q", "sample", "--model", str(bundle), "--out", str(tmp_path / "x"), "--seconds", "2"]
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....")
+    assert main([*base, "--prompt", str(tmp_path / "bad.wav")]) == 2
+    assert "bad.wav: not a readable audio file" in capsys.readouterr().err
+    assert main(["-q", "sample", "--model", str(bundle), "--out", str(tmp_path / "y")]) == 2
+    assert "say how long the song should be (--seconds)" in capsys.readouterr().err

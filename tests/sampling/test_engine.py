@@ -69,6 +69,18 @@ def test_every_position_is_sampled_once_with_the_right_conditioning(total, level
     assert len(prior.calls) == len(plan_windows(total, n_ctx, 32))
 
 
+@pytest.mark.parametrize("given", [1, 37, 64, 100])
+def test_given_codes_are_kept_and_sampling_continues_after_them(given):
+    prior = DummyPrior(64, 2, 32)
+    y = torch.tensor([[300 * 32, 0, 0, 0, 0]])
+    prompt = torch.full((1, given), -7)
+    codes = sample_level(prior, 1, 300, y, None, LevelSettings(), seed=0, codes=prompt, sampler=prior.sample)
+    assert torch.equal(codes[0, :given], prompt[0])
+    assert torch.equal(codes[0, given:], torch.arange(given, 300))
+    first = prior.calls[0]
+    assert first["start"] < given and torch.equal(first["prompt"][0], codes[0, first["start"] : given])
+
+
 def test_samples_are_split_into_batches():
     prior = DummyPrior(16, 2, 128)
     y = torch.tensor([[10**6, 0, 0, 0, 0]] * 5)

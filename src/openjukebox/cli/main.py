@@ -108,6 +108,9 @@ def _sample(args: argparse.Namespace) -> int:
         args.seed,
         args.device,
         progress=not args.quiet,
+        prompt_audio=args.prompt,
+        prompt_seconds=args.prompt_seconds,
+        codes_file=args.codes,
     )
     for level, files in sorted(meta["files"].items()):
         print(f"level {level}: {', '.join(files)}")
@@ -189,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp = sub.add_parser("sample", help="sample new music with a model bundle")
     smp.add_argument("--model", required=True, help="bundle folder: vqvae/ and prior_level_N/ model folders")
     smp.add_argument("--out", required=True, help="output folder; sampling again into it resumes")
-    smp.add_argument("--seconds", type=float, required=True, help="length of the song")
+    smp.add_argument("--seconds", type=float, help="length of the song (with --codes: default the file's length)")
     smp.add_argument("--artist", help="artist name (see the model's vocabulary)")
     smp.add_argument("--genre", help="genre name (see the model's vocabulary)")
     smp.add_argument("--n-samples", type=int, default=1)
@@ -199,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--top-p", type=float, default=0.0)
     smp.add_argument("--seed", type=int, default=0)
     smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
+    smp.add_argument("--prompt", help="primed mode: an audio file whose beginning the songs continue")
+    smp.add_argument("--prompt-seconds", type=float, default=2.0, help="how much of --prompt to keep")
+    smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
     smp.set_defaults(func=_sample)
 
     demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")

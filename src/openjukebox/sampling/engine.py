@@ -91,8 +91,9 @@ def sample_level(
     """Codes (n_samples, total) of ``prior``'s level, window by window.
 
     ``y`` (n_samples, 4+G): the song's label rows (total length in samples); ``above``
-    (n_samples, total / upsample): the level above, for upsamplers. ``codes`` holds what an
-    interrupted run had sampled: windows whose codes end at or before ``codes.shape[1]`` are skipped.
+    (n_samples, total / upsample): the level above, for upsamplers. ``codes`` (n_samples, P) are
+    given: a prompt, or what an interrupted run had sampled. They are kept, and sampling continues
+    after them (windows ending at or before P are skipped; the one containing P is primed on them).
     ``on_window(window, codes_so_far)`` runs after each window (to save state); ``on_tokens(k)``
     is told of every k new tokens (summed over the batch).
     """
@@ -116,7 +117,8 @@ def sample_level(
             y_w = None if y is None else window_labels(y[rows], window, cfg.hop_length, n_ctx).to(device)
             above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
             cond = prior.condition(y_w, None if above_w is None else above_w.to(device), batch=out[rows].shape[0])
-            prompt = out[rows, window.start : window.primed]
+            known = min(max(window.primed, done), window.end)  # given codes are never re-sampled
+            prompt = out[rows, window.start : known]
             batch = prompt.shape[0]
             out[rows, window.start : window.end] = sampler(
                 prior,

@@ -9,6 +9,7 @@ as an uninterrupted run (each window's randomness depends only on the seed).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 from collections.abc import Callable
@@ -53,6 +54,7 @@ def sample_song(
     codec: dict | None = None,
     on_window: Callable[[int, Window, int], None] | None = None,
     on_tokens: Callable[[int, int], None] | None = None,
+    given: dict[int, torch.Tensor] | None = None,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -62,7 +64,8 @@ def sample_song(
     labels (the total length is set here), else None. ``state_path`` is written after every
     window; if it exists and matches, sampling resumes there. ``codec`` records the VQ-VAE
     ({"path", "id"}) so the codes can be decoded later. ``on_window(level, window, total)`` and
-    ``on_tokens(level, count)`` report progress.
+    ``on_tokens(level, count)`` report progress. ``given`` ({level: (n, P_L)}) are codes to keep and
+    continue after: a primed prompt, a song to continue, or complete upper levels to upsample.
     """
     check_duration(configs, seconds)
     levels = sorted(configs, reverse=True)
@@ -72,7 +75,16 @@ def sample_song(
     for y in ys.values():
         if y is not None:
             y[:, 0] = n_samples
+    given = {lv: c.long().cpu() for lv, c in (given or {}).items()}
+    for lv, c in given.items():
+        if lv not in configs or c.shape[0] != n or c.shape[1] > totals[lv]:
+            raise ValueError(
+                f"given level-{lv} codes of shape {tuple(c.shape)} do not fit {n} songs of {totals.get(lv)} codes"
+            )
     run = {
+        "given": {
+            str(lv): [c.shape[1], hashlib.sha256(c.numpy().tobytes()).hexdigest()[:16]] for lv, c in given.items()
+        },
         "seed": seed,
         "seconds": seconds,
         "n_samples": n,
@@ -80,17 +92,22 @@ def sample_song(
         "settings": {str(lv): dataclasses.asdict(settings[lv]) for lv in levels},
     }
     state = _resume_state(state_path, run)
-    codes = dict(state.codes) if state else {}
+    codes = {**given, **(state.codes if state else {})}  # what a saved run sampled supersedes the prompt
     hops = tuple(configs[lv].hop_length for lv in sorted(configs))
     sr = configs[levels[0]].sample_rate
 
-    def save(level: int, window: Window, partial: torch.Tensor) -> None:
-        codes[level] = partial.cpu()
+    def write() -> None:
         done = {str(lv): int(c.shape[1]) for lv, c in codes.items()}
         CodesFile(codes, sr, n_samples, hops, model=codec or {}, extra={"sampling": run, "done": done}).save(state_path)
+
+    def save(level: int, window: Window, partial: torch.Tensor) -> None:
+        codes[level] = partial.cpu()
+        write()
         if on_window is not None:
             on_window(level, window, totals[level])
 
+    if state is None:
+        write()
     for lv in levels if lowest is None else [lv for lv in levels if lv >= lowest]:
         have = codes.get(lv)
         if have is not None and have.shape[1] == totals[lv]:
