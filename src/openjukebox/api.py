@@ -131,6 +131,7 @@ def sample(
     prompt_audio: str | os.PathLike | None = None,
     prompt_seconds: float = 2.0,
     codes_file: str | os.PathLike | None = None,
+    lyrics: str | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -153,6 +154,7 @@ def sample(
 
     device = torch.device(device) if device else default_device()
     bundle = Bundle(model_dir)
+    bundle.check_lyrics(lyrics)
     if seconds is None:
         if not codes_file:
             raise ValueError("say how long the song should be (--seconds)")
@@ -194,6 +196,7 @@ def sample(
         codec={"kind": "vqvae", "path": str(bundle.vqvae_dir.resolve()), "id": bundle.codec_id},
         on_tokens=tokens,
         given=given,
+        identity=bundle.identity,
     )
     for bar in bars.values():
         bar.close()

@@ -74,6 +74,8 @@ def test_sample_writes_audio_codes_metadata_and_spectrogram(bundle, tmp_path):
     assert (meta["artist"], meta["genre"], meta["seed"], meta["levels"]) == ("Ada Lovelace", "organ", 4, [2, 1, 0])
     assert meta["labels"]["2"][0][:5] == [n, 0, 256 * 128, 1, 2]  # artist id 1 (ada_lovelace), genre id 2 (organ)
     assert (out / "spectrogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    recorded = codes.extra["sampling"]["models"]
+    assert recorded["vqvae"] == codes.model["id"] and sorted(recorded["priors"]) == ["0", "1", "2"]
 
 
 def test_preview_then_continue_down(bundle, tmp_path):
@@ -150,3 +152,6 @@ def test_mode_errors(bundle, tmp_path, capsys):
     assert "bad.wav: not a readable audio file" in capsys.readouterr().err
     assert main(["-q", "sample", "--model", str(bundle), "--out", str(tmp_path / "y")]) == 2
     assert "say how long the song should be (--seconds)" in capsys.readouterr().err
+    (tmp_path / "words.txt").write_text("la la la")
+    assert main([*base, "--lyrics", str(tmp_path / "words.txt")]) == 2
+    assert "have no lyrics conditioning, so they cannot sing lyrics" in capsys.readouterr().err

@@ -62,6 +62,8 @@ def test_killed_run_resumes_to_the_same_song(priors, tmp_path):
         assert torch.equal(resumed.codes[lv], full.codes[lv])
     with pytest.raises(ValueError, match="holds another sampling run \\(different seed\\)"):
         _sample(priors, tmp_path / "cut.codes", 6)
+    with pytest.raises(ValueError, match="different models"):
+        _sample(priors, tmp_path / "cut.codes", 5, identity={"priors": {"2": "retrained"}})
 
 
 def test_a_top_level_preview_continues_down_to_the_same_song(priors, tmp_path):

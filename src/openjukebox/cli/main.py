@@ -111,6 +111,7 @@ def _sample(args: argparse.Namespace) -> int:
         prompt_audio=args.prompt,
         prompt_seconds=args.prompt_seconds,
         codes_file=args.codes,
+        lyrics=Path(args.lyrics).read_text() if args.lyrics else None,
     )
     for level, files in sorted(meta["files"].items()):
         print(f"level {level}: {', '.join(files)}")
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
     smp.add_argument("--prompt", help="primed mode: an audio file whose beginning the songs continue")
     smp.add_argument("--prompt-seconds", type=float, default=2.0, help="how much of --prompt to keep")
+    smp.add_argument("--lyrics", help="a text file of lyrics (needs a model trained with lyrics)")
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
     smp.set_defaults(func=_sample)
 

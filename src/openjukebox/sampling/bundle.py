@@ -9,6 +9,7 @@ Configs and vocabularies are read up front (cheap); weights load one level at a 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Bundle:
                     f"{self.prior_dirs[lv]}: level {lv} should be {'a top prior' if lv == top else 'an upsampler'}"
                 )
         self.codec_id = model_id(self.vqvae_dir)
+        self.prior_ids = {lv: _quick_id(d) for lv, d in self.prior_dirs.items()}
         for lv, doc in docs.items():
             made_for = doc.get("vqvae", {}).get("id")
             if made_for and made_for != self.codec_id:
@@ -51,6 +53,19 @@ class Bundle:
     @property
     def top(self) -> int:
         return max(self.configs)
+
+    @property
+    def identity(self) -> dict:
+        """What a sampling state records: the models that made it (resuming with others is refused)."""
+        return {"vqvae": self.codec_id, "priors": {str(lv): i for lv, i in self.prior_ids.items()}}
+
+    def check_lyrics(self, lyrics: str | None) -> None:
+        """Lyrics need a prior conditioned on them; none of this bundle's priors is."""
+        if lyrics:
+            raise ValueError(
+                f"the priors in {self.path} have no lyrics conditioning, so they cannot sing lyrics; "
+                "drop --lyrics, or use a model trained with lyrics"
+            )
 
     def labels(self, n: int, artist: str | None, genre: str | None) -> dict[int, torch.Tensor | None]:
         """Label rows (n, 4+G) per level for an artist and genre, from each level's vocabulary.
@@ -78,3 +93,10 @@ class Bundle:
 
     def load_vqvae(self, device: torch.device | str = "cpu") -> VQVAE:
         return load_vqvae(self.vqvae_dir, device)
+
+
+def _quick_id(model_dir: Path) -> str:
+    """A cheap identity of a (possibly multi-GB) model folder: its config and its weights' size."""
+    weights = model_dir / "model.safetensors"
+    digest = hashlib.sha256((model_dir / "config.json").read_bytes() + str(weights.stat().st_size).encode())
+    return digest.hexdigest()[:16]

@@ -55,6 +55,7 @@ def sample_song(
     on_window: Callable[[int, Window, int], None] | None = None,
     on_tokens: Callable[[int, int], None] | None = None,
     given: dict[int, torch.Tensor] | None = None,
+    identity: dict | None = None,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -66,6 +67,7 @@ def sample_song(
     ({"path", "id"}) so the codes can be decoded later. ``on_window(level, window, total)`` and
     ``on_tokens(level, count)`` report progress. ``given`` ({level: (n, P_L)}) are codes to keep and
     continue after: a primed prompt, a song to continue, or complete upper levels to upsample.
+    ``identity`` names the models; a saved state made by other models is not resumed.
     """
     check_duration(configs, seconds)
     levels = sorted(configs, reverse=True)
@@ -82,6 +84,7 @@ def sample_song(
                 f"given level-{lv} codes of shape {tuple(c.shape)} do not fit {n} songs of {totals.get(lv)} codes"
             )
     run = {
+        "models": identity or {},
         "given": {
             str(lv): [c.shape[1], hashlib.sha256(c.numpy().tobytes()).hexdigest()[:16]] for lv, c in given.items()
         },
