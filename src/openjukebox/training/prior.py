@@ -147,7 +147,7 @@ class PriorRun(TrainingRun):
             cond = prior.condition(y[sl], None if above is None else above[sl], batch=codes[sl].shape[0])
             n = codes[sl].shape[0]
             total += prior.loss(codes[sl], cond).item() * n
-            if cond.x_cond is not None:
+            if prior.conditioner is not None:  # does the upsampler use its conditioning?
                 zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.train_windows.unigram_bits()}
         if prior.conditioner is not None:
