@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import __version__
 from .audio.io import load_audio, save_audio
 from .checkpoint import load_vqvae, model_id
 from .codec.vqvae import VQVAE, decode_chunked, encode_chunked
@@ -204,10 +205,13 @@ def sample(
     files = {}
     for level in sorted(codes.codes, reverse=True):  # ends with the lowest, most detailed level
         audio = decode(codes, level, model=vqvae, device=device)
-        files[level] = [str(p) for p in write_audio(out / f"level_{level}" / "sample.wav", audio, codes.sample_rate)]
+        files[level] = [
+            str(save_audio(out / f"level_{level}" / f"sample_{i}.wav", a, codes.sample_rate))
+            for i, a in enumerate(audio)
+        ]
     save_spectrogram(out / "spectrogram.png", audio[0], codes.sample_rate, f"sample 0, level {level}")
     meta = {
-        "openjukebox": __import__("openjukebox").__version__,
+        "openjukebox": __version__,
         "model": str(Path(model_dir).resolve()),
         "mode": mode,
         "prompt": str(prompt_audio or codes_file or ""),

@@ -84,6 +84,7 @@ def test_preview_then_continue_down(bundle, tmp_path):
     assert main([*base, "--lowest-level", "2"]) == 0
     top = CodesFile.load(out / "codes.codes").codes
     assert sorted(top) == [2] and not (out / "level_0").exists()
+    assert (out / "level_2" / "sample_0.wav").exists()  # one song is still sample_0
     assert main(base) == 0
     full = CodesFile.load(out / "codes.codes").codes
     assert sorted(full) == [0, 1, 2] and torch.equal(full[2], top[2])
