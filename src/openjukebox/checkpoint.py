@@ -56,8 +56,11 @@ def read_model_config(model_dir: str | os.PathLike, kind: str) -> dict:
     return doc
 
 
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a state dict, failing with every missing, unexpected and mis-shaped key named."""
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False) -> None:
+    """Load a state dict, failing with every missing, unexpected and mis-shaped key named.
+
+    ``assign`` makes the file's tensors the parameters (for models built on the meta device).
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -73,7 +76,7 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     ]
     if any(problems):
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(p for p in problems if p))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 def load_vqvae(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> VQVAE:
@@ -85,14 +88,18 @@ def load_vqvae(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
 
 
 def load_prior(model_dir: str | os.PathLike, device: str | torch.device = "cpu"):
-    """The prior of a model folder in eval mode, with its label vocabulary and config document."""
+    """The prior of a model folder in eval mode, with its label vocabulary and config document.
+
+    Weights stay memory-mapped from ``model.safetensors`` on CPU: pages load as they are used.
+    """
     from .prior.config import PriorConfig
     from .prior.model import build_prior
     from .prior.vocab import LabelVocab
 
     doc = read_model_config(model_dir, "prior")
-    model = build_prior(PriorConfig.from_dict(doc["config"]))
-    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir))
+    with torch.device("meta"):  # no memory for weights yet: the file's memory-mapped tensors become them
+        model = build_prior(PriorConfig.from_dict(doc["config"]))
+    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir), assign=True)
     vocab = LabelVocab.from_dict(doc["vocab"]) if doc.get("vocab") else None
     return model.to(device).eval(), vocab, doc
 

@@ -112,3 +112,16 @@ def test_timing_refuses_a_song_shorter_than_the_minimum():
     y = torch.tensor([[100, 0, 100, 0, 0]])
     with pytest.raises(ValueError, match="below this model's minimum"):
         model.condition(y)
+
+
+def test_load_prior_maps_the_file_and_equals_the_saved_model(tmp_path):
+    from openjukebox.checkpoint import load_prior, save_model
+
+    torch.manual_seed(3)
+    saved = build_prior(get_preset("tiny_upsampler_1")).eval()
+    save_model(tmp_path, saved, "prior", saved.cfg.to_dict())
+    loaded, vocab, _ = load_prior(tmp_path)
+    assert vocab is None and not any(p.is_meta for p in loaded.parameters())
+    z, above = torch.randint(0, 64, (2, 256)), torch.randint(0, 64, (2, 64))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(z, loaded.condition(None, above)), saved(z, saved.condition(None, above)))
