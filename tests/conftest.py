@@ -10,6 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from openjukebox.checkpoint import model_id, save_model
+from openjukebox.codec.config import get_preset as codec_preset
+from openjukebox.codec.vqvae import VQVAE
+from openjukebox.prior.config import get_preset
+from openjukebox.prior.model import build_prior
+from openjukebox.prior.vocab import LabelVocab
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -51,3 +58,31 @@ def trained_vqvae(rendered_dir, tmp_path_factory) -> tuple[Path, dict]:
     tc = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=300, eval_every=300)
     final = train_vqvae(rendered_dir, out, get_preset("tiny"), tc, progress=False)
     return out, final
+
+
+META = [{"artist": "Ada Lovelace", "genre": "organ"}, {"artist": "Bach", "genre": "choir"}]
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    """vqvae/ and prior_level_{2,1,0}/ with random weights: tests the plumbing, not the music."""
+    root = tmp_path_factory.mktemp("bundle")
+    torch.manual_seed(0)
+    vq = VQVAE(codec_preset("tiny")).eval()
+    probe = torch.randn(1, 1, 8192) * 0.3
+    for level, block in enumerate(vq.bottleneck.level_blocks):
+        block.k.copy_(torch.randn_like(block.k) * vq.encoders[level](probe).std())
+    save_model(root / "vqvae", vq, "vqvae", vq.config.to_dict())
+    vocab = LabelVocab.from_metadata(META)
+    vq_id = model_id(root / "vqvae")
+    for level, preset in ((2, "tiny_top"), (1, "tiny_upsampler_1"), (0, "tiny_upsampler_0")):
+        prior = build_prior(get_preset(preset))
+        save_model(
+            root / f"prior_level_{level}",
+            prior,
+            "prior",
+            prior.cfg.to_dict(),
+            vocab=vocab.to_dict(),
+            vqvae={"id": vq_id},
+        )
+    return root

@@ -133,6 +133,7 @@ def sample(
     prompt_seconds: float = 2.0,
     codes_file: str | os.PathLike | None = None,
     lyrics: str | None = None,
+    label_seconds: float | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -198,6 +199,7 @@ def sample(
         on_tokens=tokens,
         given=given,
         identity=bundle.identity,
+        label_seconds=label_seconds,
     )
     for bar in bars.values():
         bar.close()
@@ -241,7 +243,9 @@ def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: f
         given = {
             lv: c if c.shape[0] == n else c[:1].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
         }
-        if codes.n_samples >= seconds * codes.sample_rate:  # a complete song: re-render below its top level
+        from .sampling.song import song_lengths
+
+        if codes.n_samples >= song_lengths(bundle.configs, seconds)[0]:  # complete: re-render below its top
             if bundle.top not in given:
                 raise ValueError(f"{codes_file} has no level-{bundle.top} codes to upsample")
             return {bundle.top: given[bundle.top]}, "upsample"

@@ -32,6 +32,7 @@ def test_every_level_is_sampled_and_saved(priors, tmp_path):
     n_samples, totals = song_lengths(configs, 1.0)
     assert n_samples % 128 == 0 and n_samples >= 22050
     assert totals == {2: n_samples // 128, 1: n_samples // 32, 0: n_samples // 8}
+    assert song_lengths(configs, 44160 / 22050)[0] == 44160  # a length read back from a file is kept
     tokens = {0: 0, 1: 0, 2: 0}
 
     def count(level, k):

@@ -119,6 +119,28 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compose(args: argparse.Namespace) -> int:
+    from ..compose import ask_in_terminal, compose
+
+    meta = compose(
+        args.model,
+        args.out,
+        args.seconds,
+        args.step_seconds,
+        ask_in_terminal,
+        args.artist,
+        args.genre,
+        args.candidates,
+        args.seed,
+        args.device,
+        progress=not args.quiet,
+        temperature=args.temperature,
+    )
+    for level, files in sorted(meta["files"].items()):
+        print(f"level {level}: {', '.join(files)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -208,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--lyrics", help="a text file of lyrics (needs a model trained with lyrics)")
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
     smp.set_defaults(func=_sample)
+
+    cmp = sub.add_parser("compose", help="co-compose: pick among candidate continuations, then upsample")
+    cmp.add_argument("--model", required=True, help="bundle folder: vqvae/ and prior_level_N/ model folders")
+    cmp.add_argument("--out", required=True, help="output folder: round_NN/ previews, chosen.codes, final/")
+    cmp.add_argument("--seconds", type=float, required=True, help="length of the finished song")
+    cmp.add_argument("--step-seconds", type=float, default=4.0, help="how much each round adds")
+    cmp.add_argument("--candidates", type=int, default=3)
+    cmp.add_argument("--artist")
+    cmp.add_argument("--genre")
+    cmp.add_argument("--temperature", type=float, default=0.99)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--device")
+    cmp.set_defaults(func=_compose)
 
     demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")

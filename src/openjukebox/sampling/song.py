@@ -26,7 +26,8 @@ from .engine import HOP_FRACTIONS, LevelSettings, Window, sample_level
 def song_lengths(configs: dict[int, PriorConfig], seconds: float) -> tuple[int, dict[int, int]]:
     """Audio samples (``seconds`` rounded up to a multiple of the top hop) and codes per level."""
     top = configs[max(configs)]
-    n_samples = max(1, math.ceil(seconds * top.sample_rate / top.hop_length)) * top.hop_length
+    codes = seconds * top.sample_rate / top.hop_length
+    n_samples = max(1, math.ceil(codes - 1e-6)) * top.hop_length  # 345.00000000000006 codes is 345
     return n_samples, {lv: n_samples // c.hop_length for lv, c in configs.items()}
 
 
@@ -56,6 +57,7 @@ def sample_song(
     on_tokens: Callable[[int, int], None] | None = None,
     given: dict[int, torch.Tensor] | None = None,
     identity: dict | None = None,
+    label_seconds: float | None = None,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -68,15 +70,19 @@ def sample_song(
     ``on_tokens(level, count)`` report progress. ``given`` ({level: (n, P_L)}) are codes to keep and
     continue after: a primed prompt, a song to continue, or complete upper levels to upsample.
     ``identity`` names the models; a saved state made by other models is not resumed.
+    ``label_seconds`` is the song length the timing labels announce (default ``seconds``): longer
+    when a song is written in several passes, as the co-composer does.
     """
-    check_duration(configs, seconds)
+    label_seconds = seconds if label_seconds is None else label_seconds
+    check_duration(configs, label_seconds)
     levels = sorted(configs, reverse=True)
     n_samples, totals = song_lengths(configs, seconds)
     settings = settings or {lv: LevelSettings(hop_fraction=HOP_FRACTIONS.get(lv, 0.5)) for lv in levels}
     ys = {lv: None if y is None else y.clone() for lv, y in labels.items()}
+    label_samples = song_lengths(configs, max(label_seconds, seconds))[0]
     for y in ys.values():
         if y is not None:
-            y[:, 0] = n_samples
+            y[:, 0] = label_samples
     given = {lv: c.long().cpu() for lv, c in (given or {}).items()}
     for lv, c in given.items():
         if lv not in configs or c.shape[0] != n or c.shape[1] > totals[lv]:

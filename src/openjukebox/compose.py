@@ -1,0 +1,102 @@
+"""The co-composer loop of the official notebook, as a function and a command.
+
+Round after round, several candidate continuations of the top level are sampled and decoded as
+quick previews; the user keeps one, asks for new candidates, or stops. The chosen song is then
+upsampled through every level. Each round is an ordinary ``sample`` run in its own folder, so
+nothing is lost when the loop is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .api import sample
+from .codes import CodesFile
+from .sampling.bundle import Bundle
+
+AGAIN, STOP = "again", "stop"
+
+
+def compose(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seconds: float,
+    step_seconds: float,
+    choose: Callable[[list[str]], int | str],
+    artist: str | None = None,
+    genre: str | None = None,
+    candidates: int = 3,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = False,
+    **sampling,
+) -> dict:
+    """Build a song of ``seconds`` in steps of ``step_seconds``, then upsample it; returns its metadata.
+
+    ``choose(preview_wavs)`` returns the index of the candidate to keep, ``AGAIN`` for new
+    candidates, or ``STOP`` to end the song where it is. The result is in ``out_dir/final``.
+    """
+    out = Path(out_dir)
+    top = Bundle(model_dir).top
+    chosen, length, attempt = None, 0.0, 0
+    while length < seconds:
+        target = min(seconds, length + step_seconds)
+        folder = out / f"round_{attempt:02d}"
+        meta = sample(
+            model_dir,
+            folder,
+            target,
+            artist,
+            genre,
+            candidates,
+            lowest=top,
+            seed=seed + attempt,
+            device=device,
+            progress=progress,
+            codes_file=chosen,
+            label_seconds=seconds,
+            **sampling,
+        )
+        attempt += 1
+        pick = choose(meta["files"][top])
+        if pick == STOP:
+            break
+        if pick == AGAIN:
+            continue
+        codes = CodesFile.load(folder / "codes.codes")
+        if not 0 <= int(pick) < candidates:
+            raise ValueError(f"choose returned {pick!r}: pick a candidate 0..{candidates - 1}, {AGAIN!r} or {STOP!r}")
+        codes.codes = {top: codes.codes[top][int(pick) : int(pick) + 1]}
+        chosen = codes.save(out / "chosen.codes")
+        length = target
+    if chosen is None:
+        raise ValueError("no candidate was kept: nothing to upsample")
+    return sample(
+        model_dir,
+        out / "final",
+        None,
+        artist,
+        genre,
+        1,
+        seed=seed,
+        device=device,
+        progress=progress,
+        codes_file=chosen,
+        label_seconds=seconds,
+        **sampling,
+    )
+
+
+def ask_in_terminal(files: list[str]) -> int | str:
+    """Print the candidates and read a choice: a number, r (new candidates) or q (finish here)."""
+    for i, f in enumerate(files):
+        print(f"  [{i}] {f}")
+    while True:
+        answer = input(f"keep which (0-{len(files) - 1}), r for new candidates, q to finish and upsample? ").strip()
+        if answer in ("r", "q"):
+            return AGAIN if answer == "r" else STOP
+        if answer.isdigit() and int(answer) < len(files):
+            return int(answer)
+        print(f"  please answer 0-{len(files) - 1}, r or q")
