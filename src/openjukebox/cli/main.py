@@ -178,7 +178,9 @@ def _training_args(p: argparse.ArgumentParser, default_preset: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="openjukebox", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="openjukebox", description="openjukebox: train, encode, decode and sample music with Jukebox-style models."
+    )
     p.add_argument("--version", action="version", version=f"openjukebox {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
