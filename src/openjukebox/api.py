@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +148,6 @@ def sample(
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
     and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
     """
-    import json
-    import time
-
     from .audio.plot import save_spectrogram
     from .sampling.bundle import Bundle
     from .sampling.engine import HOP_FRACTIONS, LevelSettings

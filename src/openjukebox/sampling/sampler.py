@@ -16,7 +16,9 @@ from ..prior.model import Conditioning, Prior
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
     """Set to -inf every logit outside the top k, and outside the smallest set whose probability
-    exceeds top_p (the token that crosses top_p is kept). (..., V) -> (..., V)."""
+    exceeds top_p (the token that crosses top_p is kept). (..., V) -> (..., V); the input is not changed."""
+    if top_k <= 0 and not 0.0 < top_p < 1.0:
+        return logits  # nothing to filter: no copy in the per-token loop
     logits = logits.clone()
     if top_k > 0:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
