@@ -141,6 +141,16 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_debian(args: argparse.Namespace) -> int:
+    from ..data.debian_music import build_debian_music
+
+    entries = build_debian_music(args.out, args.root, args.limit)
+    hours = sum(e["duration"] for e in entries) / 3600
+    artists = len({e["artist"] for e in entries})
+    print(f"wrote {args.out}: {len(entries)} tracks, {hours:.2f} hours, {artists} artists")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -245,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--device")
     cmp.set_defaults(func=_compose)
+
+    data = sub.add_parser("data", help="build training manifests from data that installs offline")
+    dsub = data.add_subparsers(dest="builder", required=True)
+    deb = dsub.add_parser("debian-music", help="real recordings: Debian's wesnoth and warzone2100 music packages")
+    deb.add_argument("--out", required=True, help="manifest (.jsonl) to write")
+    deb.add_argument("--root", default="/usr/share/games", help="where the packages installed their music")
+    deb.add_argument("--limit", type=int, help="at most this many tracks")
+    deb.set_defaults(func=_data_debian)
 
     demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")
