@@ -91,6 +91,12 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_sampled(meta: dict, out) -> None:
+    for level, files in sorted(meta["files"].items()):
+        print(f"level {level}: {', '.join(files)}")
+    print(f"codes, metadata and spectrogram in {out} ({meta['elapsed_s']} s)")
+
+
 def _sample(args: argparse.Namespace) -> int:
     from ..api import sample
 
@@ -113,9 +119,7 @@ def _sample(args: argparse.Namespace) -> int:
         codes_file=args.codes,
         lyrics=Path(args.lyrics).read_text() if args.lyrics else None,
     )
-    for level, files in sorted(meta["files"].items()):
-        print(f"level {level}: {', '.join(files)}")
-    print(f"codes, metadata and spectrogram in {args.out} ({meta['elapsed_s']} s)")
+    _report_sampled(meta, args.out)
     return 0
 
 
@@ -136,8 +140,7 @@ def _compose(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         temperature=args.temperature,
     )
-    for level, files in sorted(meta["files"].items()):
-        print(f"level {level}: {', '.join(files)}")
+    _report_sampled(meta, Path(args.out) / "final")
     return 0
 
 
