@@ -66,3 +66,32 @@ def test_resume_refuses_another_vqvae_and_presets_must_fit_the_level(labelled_ma
         )
     with pytest.raises(ValueError, match="this preset is an upsampler, but level 2 .* needs a top-level prior"):
         _train(labelled_manifest, vqvae, tmp_path / "x", "tiny_upsampler_1", 2, steps=1)
+
+
+def test_the_command_uses_the_cache_it_is_given(labelled_manifest, trained_vqvae, tmp_path):
+    from openjukebox.checkpoint import model_id
+    from openjukebox.cli.main import main
+
+    vqvae, _ = trained_vqvae
+    args = [
+        "-q",
+        "train",
+        "prior",
+        "--level",
+        "2",
+        "--vqvae",
+        str(vqvae),
+        "--data",
+        str(labelled_manifest),
+        "--preset",
+        "tiny_top",
+        "--out",
+        str(tmp_path / "run"),
+        "--steps",
+        "1",
+        "--cache",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 0
+    codes = sorted((tmp_path / "c" / "codes" / model_id(vqvae)).glob("*.l2.npy"))
+    assert len(codes) == 15 and any((tmp_path / "c" / "audio").iterdir())

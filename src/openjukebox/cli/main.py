@@ -59,6 +59,7 @@ def _train_prior(args: argparse.Namespace) -> int:
         tc,
         resume=args.resume,
         progress=not args.quiet,
+        cache=args.cache,
     )
     if _is_main_process():
         if metrics:

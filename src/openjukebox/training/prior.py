@@ -120,8 +120,9 @@ class PriorRun(TrainingRun):
         n_train = len(audio.train)
         self.train_windows = windows(audio.train, paths[:n_train])
         self.val = windows(audio.val, paths[n_train:]).fixed(tc.val_crops_per_file) if audio.val else None
+        self.unigram_bits = self.train_windows.unigram_bits()  # fixed: computed once, reported at every validation
         if dist.is_main:
-            print(f"level {level}: codes unigram entropy {self.train_windows.unigram_bits():.3f} bits", file=sys.stderr)
+            print(f"level {level}: codes unigram entropy {self.unigram_bits:.3f} bits", file=sys.stderr)
         torch.manual_seed(tc.seed)
         self.items_per_example = self.cfg.n_ctx
         self.setup(out, tc, dist, PriorLoss(build_prior(self.cfg)), state)
@@ -149,7 +150,7 @@ class PriorRun(TrainingRun):
             total += prior.loss(codes[sl], cond).item() * n
             if prior.conditioner is not None:  # does the upsampler use its conditioning?
                 zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
-        result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.train_windows.unigram_bits()}
+        result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
         return result
