@@ -86,3 +86,25 @@ def bundle(tmp_path_factory):
             vqvae={"id": vq_id},
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def lyrics_bundle(bundle, tmp_path_factory):
+    """``bundle`` with its top prior replaced by a random single-sequence lyrics prior."""
+    import shutil
+
+    from openjukebox.lyrics.tokenizer import Tokenizer
+
+    root = tmp_path_factory.mktemp("lyrics_bundle")
+    for part in ("vqvae", "prior_level_1", "prior_level_0"):
+        shutil.copytree(bundle / part, root / part)
+    torch.manual_seed(1)
+    tokenizer = Tokenizer.build(["la la lu, hey you\n"])
+    cfg = get_preset("tiny_top_single")
+    cfg = dataclasses.replace(cfg, lyrics=dataclasses.replace(cfg.lyrics, n_vocab=tokenizer.n_vocab))
+    prior = build_prior(cfg)
+    vocab = {**LabelVocab.from_metadata(META).to_dict(), "lyrics": tokenizer.to_dict()}
+    save_model(
+        root / "prior_level_2", prior, "prior", cfg.to_dict(), vocab=vocab, vqvae={"id": model_id(root / "vqvae")}
+    )
+    return root

@@ -136,6 +136,8 @@ def sample(
     codes_file: str | os.PathLike | None = None,
     lyrics: str | None = None,
     label_seconds: float | None = None,
+    lyrics_file: str | os.PathLike | None = None,
+    alignment_head: tuple[int, int] | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -143,6 +145,11 @@ def sample(
     and the songs continue after them); continue or upsample (``codes_file``: its codes are kept,
     the songs extended to ``seconds``; complete upper levels are only upsampled, e.g. with another
     artist or genre).
+
+    ``lyrics`` (text) or ``lyrics_file`` (``.txt``, or ``.lrc`` for timed lyrics) need a top prior
+    trained with lyrics; the songs' lyric alignment is then written to ``alignment/sample_{i}``
+    (JSON, LRC and a PNG heatmap), read from ``alignment_head`` (layer, head) or the model's own,
+    else from the most monotonic head.
 
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
@@ -155,7 +162,7 @@ def sample(
 
     device = torch.device(device) if device else default_device()
     bundle = Bundle(model_dir)
-    bundle.check_lyrics(lyrics)
+    songs = bundle.lyrics(n_samples, lyrics, lyrics_file)
     if seconds is None:
         if not codes_file:
             raise ValueError("say how long the song should be (--seconds)")
@@ -199,9 +206,13 @@ def sample(
         given=given,
         identity=bundle.identity,
         label_seconds=label_seconds,
+        lyrics=songs,
     )
     for bar in bars.values():
         bar.close()
+    alignment = None
+    if songs is not None and bundle.top in codes.codes:
+        alignment = _write_alignment(bundle, codes, songs, settings, alignment_head, out / "alignment", device)
     vqvae = bundle.load_vqvae(device)
     files = {}
     for level in sorted(codes.codes, reverse=True):  # ends with the lowest, most detailed level
@@ -224,11 +235,30 @@ def sample(
         "levels": sorted(codes.codes, reverse=True),
         "settings": codes.extra["sampling"]["settings"],
         "labels": codes.extra["sampling"]["labels"],
+        "lyrics": str(lyrics_file) if lyrics_file else lyrics,
+        "alignment": alignment,
         "files": files,
         "elapsed_s": round(time.time() - started, 2),
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _write_alignment(bundle, codes: CodesFile, songs, settings, head, out: Path, device) -> dict:
+    """Align the lyrics to the sampled top-level codes; write JSON, LRC and PNG per song."""
+    from .sampling.alignment import align_songs
+
+    top = bundle.top
+    prior = bundle.load_prior(top, device)
+    y = torch.tensor(codes.extra["sampling"]["labels"][str(top)])
+    results, used = align_songs(
+        prior, codes.codes[top], y, songs, bundle.tokenizers[top], settings[top].hop_fraction, head
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    used["files"] = [
+        align.save(out / f"sample_{i}", matrix, used["frame_seconds"]) for i, (align, matrix) in enumerate(results)
+    ]
+    return used
 
 
 def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device):

@@ -94,13 +94,13 @@ def load_prior(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
     """
     from .prior.config import PriorConfig
     from .prior.model import build_prior
-    from .prior.vocab import LabelVocab
+    from .prior.vocab import vocab_from_dict
 
     doc = read_model_config(model_dir, "prior")
     with torch.device("meta"):  # no memory for weights yet: the file's memory-mapped tensors become them
         model = build_prior(PriorConfig.from_dict(doc["config"]))
     load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir), assign=True)
-    vocab = LabelVocab.from_dict(doc["vocab"]) if doc.get("vocab") else None
+    vocab = vocab_from_dict(doc["vocab"]) if doc.get("vocab") else None
     return model.to(device).eval(), vocab, doc
 
 

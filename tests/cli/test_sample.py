@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import soundfile as sf
@@ -121,4 +122,25 @@ def test_mode_errors(bundle, tmp_path, capsys):
     assert "say how long the song should be (--seconds)" in capsys.readouterr().err
     (tmp_path / "words.txt").write_text("la la la")
     assert main([*base, "--lyrics", str(tmp_path / "words.txt")]) == 2
-    assert "have no lyrics conditioning, so they cannot sing lyrics" in capsys.readouterr().err
+    assert "has no lyrics conditioning, so it cannot sing lyrics" in capsys.readouterr().err
+
+
+def test_sampling_with_timed_lyrics_writes_their_alignment(lyrics_bundle, tmp_path):
+    (tmp_path / "song.lrc").write_text("[00:00.00]la la lu\n[00:01.50]hey you\n")
+    (tmp_path / "other.txt").write_text("you you hey")
+    base = ["-q", "sample", "--model", str(lyrics_bundle), "--seconds", "3", "--lowest-level", "2"]
+    assert main([*base, "--lyrics", str(tmp_path / "song.lrc"), "--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "metadata.json").read_text())
+    assert meta["alignment"]["layer"] == 15 and meta["alignment"]["chosen"].startswith("automatically")
+    stem = tmp_path / "a" / "alignment" / "sample_0"
+    aligned = json.loads(stem.with_suffix(".json").read_text())
+    assert "".join(c["char"] for c in aligned["characters"]) == "la la lu\nhey you\n"
+    times = [c["start"] for c in aligned["characters"]]
+    assert times == sorted(times) and 0 <= times[-1] <= 3.0
+    lrc = stem.with_suffix(".lrc").read_text().splitlines()
+    words = [[re.sub(r"<\d\d:\d\d\.\d\d>", "", w) for w in line.split("]", 1)[1].split()] for line in lrc]
+    assert words == [["la", "la", "lu"], ["hey", "you"]] and stem.with_suffix(".png").stat().st_size > 1000
+    # the lyrics condition the music: other lyrics, same seed, other codes
+    assert main([*base, "--lyrics", str(tmp_path / "other.txt"), "--out", str(tmp_path / "b")]) == 0
+    a, b = CodesFile.load(tmp_path / "a" / "codes.codes"), CodesFile.load(tmp_path / "b" / "codes.codes")
+    assert not torch.equal(a.codes[2], b.codes[2])

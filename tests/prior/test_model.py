@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from openjukebox.convert.openai import ConversionError, convert_prior_state
-from openjukebox.prior.config import ConditionerConfig, LabelConfig, PriorConfig, get_preset
+from openjukebox.prior.config import ConditionerConfig, LabelConfig, LyricsConfig, PriorConfig, get_preset
 from openjukebox.prior.model import build_prior
 from openjukebox.sampling.sampler import sample_window
 
 from ..conftest import FIXTURES
 
 OPENAI = FIXTURES / "openai"
-OFFICIAL = ["prior_5b", "upsampler_level_0", "upsampler_level_1"]
+OFFICIAL = ["prior_5b", "prior_5b_lyrics", "prior_1b_lyrics", "upsampler_level_0", "upsampler_level_1"]
 
 
 @pytest.mark.parametrize("name", OFFICIAL)
@@ -125,3 +125,109 @@ def test_load_prior_maps_the_file_and_equals_the_saved_model(tmp_path):
     z, above = torch.randint(0, 64, (2, 256)), torch.randint(0, 64, (2, 64))
     with torch.no_grad():
         torch.testing.assert_close(loaded(z, loaded.condition(None, above)), saved(z, saved.condition(None, above)))
+
+
+def _original_single_prior():
+    """The original code's tiny 1b_lyrics-style prior (lyrics and codes in one sequence)."""
+    o = json.loads((OPENAI / "prior_top_single_hparams.json").read_text())["overrides"]
+    cfg = PriorConfig(
+        level=2,
+        l_bins=256,  # the stored hparams say 512; the weights (x_emb 335 = 256 + 79 rows) say 256
+        n_ctx=o["n_ctx"],
+        width=o["prior_width"],
+        depth=o["prior_depth"],
+        heads=o["heads"],
+        attn_order=o["attn_order"],
+        blocks=o["blocks"],
+        init_scale=o["init_scale"],
+        merged_decoder=False,
+        sample_rate=o["sr"],
+        hop_length=128,
+        labels=LabelConfig(
+            genre_bins=o["y_bins"][0],
+            artist_bins=o["y_bins"][1],
+            max_bow_genre_size=o["max_bow_genre_size"],
+            t_bins=o["t_bins"],
+            min_duration=o["min_duration"],
+            max_duration=o["max_duration"],
+        ),
+        lyrics=LyricsConfig(n_tokens=o["n_tokens"], n_vocab=o["n_vocab"], single_enc_dec=True),
+    )
+    model = build_prior(cfg).eval()
+    ckpt = torch.load(OPENAI / "prior_top_single.pth.tar", map_location="cpu", weights_only=True)
+    model.load_state_dict(convert_prior_state(ckpt["model"], model), strict=True)
+    return model
+
+
+def test_single_lyrics_prior_matches_the_original_logits_losses_and_alignment():
+    model = _original_single_prior()
+    ref = {k: torch.from_numpy(v) for k, v in np.load(OPENAI / "prior_top_single_ref.npz").items()}
+    with torch.no_grad():
+        cond = model.condition(ref["y"])
+        torch.testing.assert_close(cond.start, ref["y_cond"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(cond.x_cond, ref["x_cond"], atol=1e-4, rtol=1e-4)
+        assert torch.equal(cond.lyrics, ref["prime"])
+        lyric_logits, logits = model(ref["z"], cond, with_lyrics=True)
+        torch.testing.assert_close(torch.cat([lyric_logits, logits], 1), ref["logits"], atol=1e-4, rtol=1e-4)
+        losses = model.losses(ref["z"], cond)
+    for ours, theirs in (("total", "loss"), ("gen", "gen_loss"), ("lyrics", "prime_loss")):
+        assert losses[ours].item() == pytest.approx(float(ref[theirs]), rel=1e-5), ours
+    attention = model.lyric_attention(ref["z"], cond, layer=15)
+    torch.testing.assert_close(attention, ref["attn_alignment_layer"], atol=1e-4, rtol=1e-4)
+    assert model.lyric_layers() == [15]
+
+
+def test_single_lyrics_prior_greedy_samples_match_the_original_token_for_token():
+    model = _original_single_prior()
+    ref = {k: torch.from_numpy(v) for k, v in np.load(OPENAI / "prior_top_single_sample_ref.npz").items()}
+    y = torch.from_numpy(np.load(OPENAI / "prior_top_single_ref.npz")["y"])
+    steps = torch.zeros(2, 128, 335)
+    with torch.no_grad():
+        cond = model.condition(y)
+        tokens = sample_window(model, cond, 128, top_k=1, on_logits=lambda t, lg: steps[:, t].copy_(lg))
+        primed = sample_window(model, cond, 128, prompt=ref["single_primed_prompt"], top_k=1)
+    # the second song draws lyric ids at code positions: fed back as drawn, output as code 0
+    assert torch.equal(tokens, ref["single_greedy_tokens"]) and (tokens[1] == 0).any()
+    torch.testing.assert_close(steps, ref["single_greedy_step_logits"][:, 32:], atol=1e-4, rtol=1e-4)
+    assert torch.equal(primed, ref["single_primed_tokens"])
+
+
+@pytest.mark.parametrize("preset", ["tiny_top_lyrics", "tiny_top_single"])
+def test_lyrics_priors_incremental_decode_equals_the_full_forward(preset):
+    torch.manual_seed(0)
+    model = build_prior(get_preset(preset)).double().eval()
+    for p in model.parameters():  # the original's zero-initialised cross-attention output would hide bugs
+        p.data.normal_(0, 0.1) if p.dim() > 1 else None
+    cfg = model.cfg
+    sr = cfg.sample_rate
+    lyrics = torch.randint(1, cfg.lyrics.n_vocab, (2, cfg.lyrics.n_tokens))
+    y = torch.tensor([[30 * sr, 5 * sr, cfg.sample_length, 3, 7], [20 * sr, 0, cfg.sample_length, 1, -1]])
+    codes = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx))
+    with torch.no_grad():
+        cond = model.condition(torch.cat([y, lyrics], 1))
+        full = model(codes, cond)
+        other = model(codes, model.condition(torch.cat([y, lyrics.flip(1)], 1)))
+        assert (full - other).abs().max() > 1e-3  # the lyrics matter
+        caches = model.make_caches(cond)
+        if not model.single:  # the encoder's keys/values are computed once, when the caches are made
+            cross = [c for c, layer in zip(caches, model.transformer.layers, strict=True) if layer.attn.kind == 6]
+            assert cross and all(c.k.abs().sum() > 0 for c in cross)
+        prev = torch.nn.functional.pad(codes[:, :-1], (1, 0))
+        steps = [model.forward_cached(prev[:, t : t + 29], t, cond, caches) for t in range(0, cfg.n_ctx, 29)]
+    torch.testing.assert_close(torch.cat(steps, 1), full)
+    with pytest.raises(ValueError, match="lyric tokens"):
+        model.condition(y)
+
+
+def test_separate_lyrics_prior_trains_its_lyric_prediction():
+    torch.manual_seed(0)
+    model = build_prior(get_preset("tiny_top_lyrics"))
+    cfg = model.cfg
+    y = torch.tensor([[30 * cfg.sample_rate, 0, cfg.sample_length, 1, 2]] * 2)
+    lyrics = torch.randint(1, cfg.lyrics.n_vocab, (2, cfg.lyrics.n_tokens))
+    losses = model.losses(torch.randint(0, cfg.l_bins, (2, cfg.n_ctx)), model.condition(torch.cat([y, lyrics], 1)))
+    n_tok, n_ctx = cfg.lyrics.n_tokens, cfg.n_ctx
+    expected = 0.4 * losses["lyrics"] * n_tok / (n_tok + n_ctx) + losses["gen"] * n_ctx / (n_tok + n_ctx)
+    assert losses["total"].item() == pytest.approx(expected.item())
+    losses["total"].backward()
+    assert model.lyric_encoder.x_emb.weight.grad.abs().sum() > 0

@@ -21,7 +21,14 @@ class DummyPrior:
 
     def __init__(self, n_ctx, level, hop_length, upsample=None):
         cond_cfg = SimpleNamespace(upsample=upsample) if upsample else None
-        self.cfg = SimpleNamespace(n_ctx=n_ctx, level=level, hop_length=hop_length, conditioner=cond_cfg)
+        self.cfg = SimpleNamespace(
+            n_ctx=n_ctx,
+            level=level,
+            hop_length=hop_length,
+            conditioner=cond_cfg,
+            lyrics=None,
+            sample_length=n_ctx * hop_length,
+        )
         self.pos_emb = torch.zeros(1)
         self.calls = []
 

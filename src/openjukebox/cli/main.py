@@ -118,10 +118,21 @@ def _sample(args: argparse.Namespace) -> int:
         prompt_audio=args.prompt,
         prompt_seconds=args.prompt_seconds,
         codes_file=args.codes,
-        lyrics=Path(args.lyrics).read_text() if args.lyrics else None,
+        lyrics_file=args.lyrics,
+        alignment_head=_layer_head(args.alignment_head),
     )
     _report_sampled(meta, args.out)
     return 0
+
+
+def _layer_head(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        layer, head = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise SystemExit(f"--alignment-head takes LAYER:HEAD, e.g. 68:2; got {text!r}") from None
+    return layer, head
 
 
 def _compose(args: argparse.Namespace) -> int:
@@ -243,7 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
     smp.add_argument("--prompt", help="primed mode: an audio file whose beginning the songs continue")
     smp.add_argument("--prompt-seconds", type=float, default=2.0, help="how much of --prompt to keep")
-    smp.add_argument("--lyrics", help="a text file of lyrics (needs a model trained with lyrics)")
+    smp.add_argument(
+        "--lyrics",
+        help="lyrics to sing: a .txt file, or .lrc for timed lyrics (needs a model trained with lyrics); "
+        "their alignment is written to OUT/alignment/ as JSON, LRC and PNG",
+    )
+    smp.add_argument(
+        "--alignment-head",
+        help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
+    )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
     smp.set_defaults(func=_sample)
 

@@ -14,24 +14,33 @@ import torch
 from torch import nn
 
 T, SAME = "transpose", "same"
-_ATTN = r"prior\.transformer\._attn_mods\.(\d+)\."
+_ATTN = r"(prior|prime_prior)\.transformer\._attn_mods\.(\d+)\."
+_LAYER = "{prefix}transformer.layers.{1}."
 
 PRIOR_RULES: list[tuple[str, str, str]] = [
     (r"prior\.x_emb\.weight", "x_emb.weight", SAME),
     (r"prior\.pos_emb\.pos_emb", "pos_emb", SAME),
     (r"prior\.start_token", "start_token", SAME),
     (r"prior\.x_out\.weight", "x_out.weight", SAME),
-    (_ATTN + r"attn\.c_attn\.w", "transformer.layers.{0}.attn.{attn_in}.weight", T),
-    (_ATTN + r"attn\.c_attn\.b", "transformer.layers.{0}.attn.{attn_in}.bias", SAME),
-    (_ATTN + r"attn\.c_enc_kv\.w", "transformer.layers.{0}.attn.kv.weight", T),
-    (_ATTN + r"attn\.c_enc_kv\.b", "transformer.layers.{0}.attn.kv.bias", SAME),
-    (_ATTN + r"attn\.c_proj\.w", "transformer.layers.{0}.attn.proj.weight", T),
-    (_ATTN + r"attn\.c_proj\.b", "transformer.layers.{0}.attn.proj.bias", SAME),
-    (_ATTN + r"mlp\.c_fc\.w", "transformer.layers.{0}.mlp.fc.weight", T),
-    (_ATTN + r"mlp\.c_fc\.b", "transformer.layers.{0}.mlp.fc.bias", SAME),
-    (_ATTN + r"mlp\.c_proj\.w", "transformer.layers.{0}.mlp.proj.weight", T),
-    (_ATTN + r"mlp\.c_proj\.b", "transformer.layers.{0}.mlp.proj.bias", SAME),
-    (_ATTN + r"(ln_[01])\.(weight|bias)", "transformer.layers.{0}.{1}.{2}", SAME),
+    (_ATTN + r"attn\.c_attn\.w", _LAYER + "attn.{attn_in}.weight", T),
+    (_ATTN + r"attn\.c_attn\.b", _LAYER + "attn.{attn_in}.bias", SAME),
+    (_ATTN + r"attn\.c_enc_kv\.w", _LAYER + "attn.kv.weight", T),
+    (_ATTN + r"attn\.c_enc_kv\.b", _LAYER + "attn.kv.bias", SAME),
+    (_ATTN + r"attn\.c_proj\.w", _LAYER + "attn.proj.weight", T),
+    (_ATTN + r"attn\.c_proj\.b", _LAYER + "attn.proj.bias", SAME),
+    (_ATTN + r"mlp\.c_fc\.w", _LAYER + "mlp.fc.weight", T),
+    (_ATTN + r"mlp\.c_fc\.b", _LAYER + "mlp.fc.bias", SAME),
+    (_ATTN + r"mlp\.c_proj\.w", _LAYER + "mlp.proj.weight", T),
+    (_ATTN + r"mlp\.c_proj\.b", _LAYER + "mlp.proj.bias", SAME),
+    (_ATTN + r"(ln_[01])\.(weight|bias)", _LAYER + "{2}.{3}", SAME),
+    # The separate lyric encoder (5b_lyrics) and its projection into the prior's cross-attention.
+    (r"prime_prior\.x_emb\.weight", "lyric_encoder.x_emb.weight", SAME),
+    (r"prime_prior\.pos_emb\.pos_emb", "lyric_encoder.pos_emb", SAME),
+    (r"prime_prior\.start_token", "lyric_encoder.start_token", SAME),
+    (r"prime_state_proj\.w", "lyric_proj.weight", T),
+    (r"prime_state_proj\.b", "lyric_proj.bias", SAME),
+    (r"prime_state_ln\.(weight|bias)", "lyric_ln.{0}", SAME),
+    (r"prime_x_out\.weight", "lyric_out.weight", SAME),
     (r"y_emb\.bow_genre_emb\.emb\.weight", "labels.genre_emb.weight", SAME),
     (r"y_emb\.artist_emb\.emb\.weight", "labels.artist_emb.weight", SAME),
     (r"y_emb\.(total_length|absolute_pos|relative_pos)_emb\.emb\.weight", "labels.{0}_emb.emb.weight", SAME),
@@ -48,7 +57,9 @@ def _target(key: str, ours: dict[str, torch.Tensor]) -> tuple[str, str] | None:
         m = re.fullmatch(pattern, key)
         if m is None:
             continue
-        name = template.format(*m.groups(), attn_in="{attn_in}")
+        groups = m.groups()
+        prefix = "lyric_encoder." if groups and groups[0] == "prime_prior" else ""
+        name = template.format(*groups, attn_in="{attn_in}", prefix=prefix)
         if "{attn_in}" in name:
             name = next((n for n in (name.format(attn_in="qkv"), name.format(attn_in="q")) if n in ours), name)
         return name, transform

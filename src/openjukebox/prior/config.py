@@ -42,6 +42,31 @@ class ConditionerConfig:
 
 
 @dataclass(frozen=True)
+class LyricsConfig:
+    """Conditioning on ``n_tokens`` lyric characters per window (top level only).
+
+    ``single_enc_dec`` (1b_lyrics): the lyric tokens go ahead of the codes in one sequence, over a
+    merged vocabulary (lyric ids, then codes shifted by ``n_vocab``). Otherwise (5b_lyrics) a lyric
+    encoder transformer of its own width/depth/heads feeds the prior's cross-attention layers.
+    ``alignment_layer``/``alignment_head``: where the lyric alignment is read (None: chosen
+    automatically).
+    """
+
+    n_tokens: int = 512
+    n_vocab: int = 80
+    single_enc_dec: bool = False
+    width: int = 1280
+    depth: int = 18
+    heads: int = 4
+    attn_order: int = 2
+    blocks: int | None = 32
+    init_scale: float = 0.7
+    loss_fraction: float = 0.4
+    alignment_layer: int | None = None
+    alignment_head: int | None = None
+
+
+@dataclass(frozen=True)
 class PriorConfig:
     """An autoregressive prior over the codes of one VQ-VAE level."""
 
@@ -61,10 +86,17 @@ class PriorConfig:
     hop_length: int = 128  # audio samples per code at this level
     labels: LabelConfig | None = None
     conditioner: ConditionerConfig | None = None  # upsamplers only
+    lyrics: LyricsConfig | None = None  # top level only
 
     @property
     def block_ctx(self) -> int:
         return self.n_ctx // self.blocks
+
+    @property
+    def seq_len(self) -> int:
+        """Length of the transformer's sequence: the codes, plus the lyrics in the single variant."""
+        single = self.lyrics is not None and self.lyrics.single_enc_dec
+        return self.n_ctx + (self.lyrics.n_tokens if single else 0)
 
     @property
     def sample_length(self) -> int:
@@ -79,8 +111,9 @@ class PriorConfig:
         d = dict(d)
         labels = LabelConfig(**d.pop("labels")) if d.get("labels") else None
         cond = ConditionerConfig(**d.pop("conditioner")) if d.get("conditioner") else None
-        d.pop("labels", None), d.pop("conditioner", None)
-        return cls(**d, labels=labels, conditioner=cond)
+        lyrics = LyricsConfig(**d.pop("lyrics")) if d.get("lyrics") else None
+        d.pop("labels", None), d.pop("conditioner", None), d.pop("lyrics", None)
+        return cls(**d, labels=labels, conditioner=cond, lyrics=lyrics)
 
 
 _UPSAMPLER = dict(
@@ -100,6 +133,26 @@ _TINY = dict(
 
 PRESETS: dict[str, PriorConfig] = {
     "prior_5b": PriorConfig(level=2, labels=LabelConfig(min_duration=60.0)),
+    "prior_5b_lyrics": PriorConfig(
+        level=2,
+        depth=79,
+        attn_order=10,
+        labels=LabelConfig(min_duration=23.8),
+        lyrics=LyricsConfig(alignment_layer=68, alignment_head=2),
+    ),
+    "prior_1b_lyrics": PriorConfig(
+        level=2,
+        n_ctx=6144,
+        width=2048,
+        depth=72,
+        heads=2,
+        attn_order=12,
+        blocks=64,
+        init_scale=0.2,
+        merged_decoder=False,
+        labels=LabelConfig(genre_bins=604, artist_bins=7898, max_bow_genre_size=1, t_bins=64, min_duration=17.84),
+        lyrics=LyricsConfig(n_tokens=384, n_vocab=79, single_enc_dec=True, alignment_layer=63, alignment_head=0),
+    ),
     "upsampler_level_1": PriorConfig(
         level=1, hop_length=32, conditioner=ConditionerConfig(res_scale=True), **_UPSAMPLER
     ),
@@ -126,6 +179,27 @@ PRESETS: dict[str, PriorConfig] = {
             genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
         ),
         **_TINY,
+    ),
+    # Tiny lyric priors: the separate encoder-decoder (attn_order 8: cross-attention in layer 9)
+    # and the single-sequence variant (prime attention in layer 15).
+    "tiny_top_lyrics": PriorConfig(
+        level=2,
+        labels=LabelConfig(
+            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
+        ),
+        lyrics=LyricsConfig(
+            n_tokens=64, n_vocab=80, width=64, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
+        ),
+        **{**_TINY, "depth": 10, "attn_order": 8},
+    ),
+    "tiny_top_single": PriorConfig(
+        level=2,
+        merged_decoder=False,
+        labels=LabelConfig(
+            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
+        ),
+        lyrics=LyricsConfig(n_tokens=64, n_vocab=80, single_enc_dec=True),
+        **{**_TINY, "depth": 16, "attn_order": 12},
     ),
     "tiny_upsampler_1": PriorConfig(
         level=1,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from dataclasses import dataclass, field
 
 UNKNOWN = "unknown"
@@ -66,8 +67,88 @@ class LabelVocab:
     def from_dict(cls, d: dict) -> LabelVocab:
         return cls(Vocab("artist", tuple(d["artists"])), Vocab("genre", tuple(d["genres"])))
 
+    def artist_id(self, artist: str | None) -> int:
+        return self.artists.id(artist)
+
     def genre_ids(self, genre, slots: int) -> list[int]:
         """Ids of a genre name or list of names, padded with -1 to ``slots`` entries."""
         names = genre if isinstance(genre, (list, tuple)) else [genre] if genre else []
         ids = [self.genres.id(g) for g in names][:slots]
         return ids + [-1] * (slots - len(ids))
+
+
+@dataclass(frozen=True)
+class OfficialVocab:
+    """The original's artist and genre ids (``v2``: 5b, 5b_lyrics, upsamplers; ``v3``: 1b_lyrics).
+
+    v2 normalises names as ``normalise`` does and splits a genre into a bag of words; v3 matches
+    the lower-cased name exactly, with a single genre. Unknown names map to id 0 with a warning,
+    as in the original. The id lists are the user's (``data/ids`` of the original repository).
+    """
+
+    version: str
+    artists: dict[str, int]
+    genres: dict[str, int]
+
+    @classmethod
+    def read(cls, ids_dir, version: str) -> OfficialVocab:
+        """Read ``{version}_artist_ids.txt`` and ``{version}_genre_ids.txt`` (``name;id`` lines)."""
+        from pathlib import Path
+
+        def table(kind: str) -> dict[str, int]:
+            path = Path(ids_dir) / f"{version}_{kind}_ids.txt"
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{path} is missing: --ids must point to the data/ids folder of the original jukebox "
+                    "repository (v2_artist_ids.txt, v2_genre_ids.txt, v3_artist_ids.txt, v3_genre_ids.txt)"
+                )
+            out = {}
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                name, sep, value = line.strip().rpartition(";")
+                if not sep or not value.lstrip("-").isdigit():
+                    raise ValueError(f"{path}:{number}: expected 'name;id', got {line!r}")
+                out[name.lower()] = int(value)
+            return out
+
+        return cls(version, table("artist"), table("genre"))
+
+    def artist_key(self, artist: str) -> str:
+        return artist.lower() if self.version == "v3" else normalise(artist)
+
+    def genre_keys(self, genre: str) -> list[str]:
+        return [genre.lower()] if self.version == "v3" else normalise(genre).split("_")
+
+    def artist_id(self, artist: str | None) -> int:
+        if not artist:
+            return 0
+        key = self.artist_key(artist)
+        if key not in self.artists:
+            warnings.warn(
+                f"artist {artist!r} ({key!r}) is not in the {self.version} ids; using 'unknown' (0)", stacklevel=2
+            )
+        return self.artists.get(key, 0)
+
+    def genre_ids(self, genre, slots: int) -> list[int]:
+        ids = []
+        for name in genre if isinstance(genre, (list, tuple)) else [genre] if genre else []:
+            for key in self.genre_keys(name):
+                if key not in self.genres:
+                    warnings.warn(
+                        f"genre word {key!r} is not in the {self.version} ids; using 'unknown' (0)", stacklevel=2
+                    )
+                ids.append(self.genres.get(key, 0))
+        if len(ids) > slots:
+            raise ValueError(f"genre {genre!r} has {len(ids)} words; this model takes at most {slots}")
+        return ids + [-1] * (slots - len(ids))
+
+    def to_dict(self) -> dict:
+        return {"official": self.version, "artists": self.artists, "genres": self.genres}
+
+
+def vocab_from_dict(d: dict) -> LabelVocab | OfficialVocab:
+    """The label vocabulary saved with a model: our own, or the original's ids."""
+    if d.get("official"):
+        return OfficialVocab(d["official"], dict(d["artists"]), dict(d["genres"]))
+    return LabelVocab.from_dict(d)

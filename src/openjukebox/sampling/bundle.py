@@ -17,9 +17,11 @@ import torch
 
 from ..checkpoint import load_prior, load_vqvae, model_id, read_model_config
 from ..codec.vqvae import VQVAE
+from ..lyrics.timed import SongLyrics, read_lyrics_file
+from ..lyrics.tokenizer import Tokenizer
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
-from ..prior.vocab import LabelVocab
+from ..prior.vocab import LabelVocab, vocab_from_dict
 
 
 class Bundle:
@@ -34,7 +36,11 @@ class Bundle:
             )
         docs = {lv: read_model_config(d, "prior") for lv, d in self.prior_dirs.items()}
         self.configs = {lv: PriorConfig.from_dict(doc["config"]) for lv, doc in docs.items()}
-        self.vocabs = {lv: LabelVocab.from_dict(doc["vocab"]) if doc.get("vocab") else None for lv, doc in docs.items()}
+        self.vocabs = {lv: vocab_from_dict(doc["vocab"]) if doc.get("vocab") else None for lv, doc in docs.items()}
+        self.tokenizers = {
+            lv: Tokenizer.from_dict(doc["vocab"]["lyrics"]) if (doc.get("vocab") or {}).get("lyrics") else None
+            for lv, doc in docs.items()
+        }
         top = max(self.configs)
         if sorted(self.configs) != list(range(min(self.configs), top + 1)):
             raise ValueError(f"{self.path}: prior levels {sorted(self.configs)} are not contiguous")
@@ -59,16 +65,33 @@ class Bundle:
         """What a sampling state records: the models that made it (resuming with others is refused)."""
         return {"vqvae": self.codec_id, "priors": {str(lv): i for lv, i in self.prior_ids.items()}}
 
-    def check_lyrics(self, lyrics: str | None) -> None:
-        """Lyrics need a prior conditioned on them; none of this bundle's priors is."""
-        if lyrics:
+    @property
+    def sings(self) -> bool:
+        """Whether the top prior is conditioned on lyrics."""
+        return self.configs[self.top].lyrics is not None
+
+    def lyrics(self, n: int, text: str | None = None, path: str | os.PathLike | None = None) -> list[SongLyrics] | None:
+        """The same lyrics for ``n`` songs, from text or a file (``.lrc``: timed), for the top prior.
+
+        None when no lyrics are given; an error when the top prior cannot sing them.
+        """
+        if text is None and path is None:
+            return None
+        if not self.sings:
             raise ValueError(
-                f"the priors in {self.path} have no lyrics conditioning, so they cannot sing lyrics; "
+                f"the top prior in {self.path} has no lyrics conditioning, so it cannot sing lyrics; "
                 "drop --lyrics, or use a model trained with lyrics"
             )
+        tokenizer = self.tokenizers[self.top]
+        if tokenizer is None:
+            raise ValueError(f"{self.prior_dirs[self.top]} has no lyric vocabulary in its config.json")
+        song = read_lyrics_file(path, tokenizer) if path is not None else SongLyrics.from_text(tokenizer, text)
+        if not song.tokens:
+            raise ValueError("the lyrics have no character this model can sing")
+        return [song] * n
 
     def labels(self, n: int, artist: str | None, genre: str | None) -> dict[int, torch.Tensor | None]:
-        """Label rows (n, 4+G) per level for an artist and genre, from each level's vocabulary.
+        """Label rows (n, 4+G[+n_tokens]) per level for an artist and genre, from each level's vocabulary.
 
         Unknown names raise with the closest known names; the total length is filled in by the sampler.
         """
@@ -82,8 +105,9 @@ class Bundle:
                 0,
                 0,
                 cfg.sample_length,
-                vocab.artists.id(artist),
+                vocab.artist_id(artist),
                 *vocab.genre_ids(genre, cfg.labels.max_bow_genre_size),
+                *[0] * (cfg.lyrics.n_tokens if cfg.lyrics else 0),  # lyric tokens: set per window
             ]
             rows[lv] = torch.tensor([row] * n)
         return rows

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..lyrics.timed import SongLyrics
+from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .sampler import sample_window
 
@@ -63,12 +65,25 @@ def plan_windows(total: int, n_ctx: int, hop: int) -> list[Window]:
     return windows
 
 
-def window_labels(y: torch.Tensor, window: Window, hop_length: int, n_ctx: int) -> torch.Tensor:
-    """The song's label rows (N, 4+G) for one window: offset and length in audio samples."""
+def window_labels(
+    y: torch.Tensor, start: int, cfg: PriorConfig, lyrics: list[SongLyrics] | None = None
+) -> tuple[torch.Tensor, list[list[int]] | None]:
+    """The song's label rows (N, 4+G[+n_tokens]) for the window starting at code ``start``: offset
+    and length in audio samples and, for a lyrics prior, the window's lyric tokens. Also returns the
+    song positions of those tokens (-1: padding), or None without lyrics conditioning."""
     y = y.clone()
-    y[:, 1] = window.start * hop_length
-    y[:, 2] = n_ctx * hop_length
-    return y
+    y[:, 1] = start * cfg.hop_length
+    y[:, 2] = cfg.sample_length
+    if cfg.lyrics is None:
+        return y, None
+    n = cfg.lyrics.n_tokens
+    songs = lyrics if lyrics is not None else [SongLyrics(())] * y.shape[0]  # no lyrics: all padding
+    indices = []
+    for i, song in enumerate(songs):
+        tokens, idx = song.window(n, int(y[i, 0]), int(y[i, 1]), int(y[i, 2]), cfg.sample_rate)
+        y[i, -n:] = torch.tensor(tokens)
+        indices.append(idx)
+    return y, indices
 
 
 def window_seed(seed: int, level: int, index: int) -> int:
@@ -87,6 +102,7 @@ def sample_level(
     on_window: Callable[[Window, torch.Tensor], None] | None = None,
     on_tokens: Callable[[int], None] | None = None,
     sampler: Callable = sample_window,
+    lyrics: list[SongLyrics] | None = None,
 ) -> torch.Tensor:
     """Codes (n_samples, total) of ``prior``'s level, window by window.
 
@@ -95,7 +111,8 @@ def sample_level(
     given: a prompt, or what an interrupted run had sampled. They are kept, and sampling continues
     after them (windows ending at or before P are skipped; the one containing P is primed on them).
     ``on_window(window, codes_so_far)`` runs after each window (to save state); ``on_tokens(k)``
-    is told of every k new tokens (summed over the batch).
+    is told of every k new tokens (summed over the batch). ``lyrics``: each song's lyrics, for a
+    lyrics prior (each window gets its own lyric tokens).
     """
     cfg = prior.cfg
     n_ctx, level = cfg.n_ctx, cfg.level
@@ -114,7 +131,8 @@ def sample_level(
         gen = torch.Generator(device=device).manual_seed(window_seed(seed, level, window.index))
         for b in range(0, n_samples, settings.max_batch):
             rows = slice(b, b + settings.max_batch)
-            y_w = None if y is None else window_labels(y[rows], window, cfg.hop_length, n_ctx).to(device)
+            songs = None if lyrics is None else lyrics[rows]
+            y_w = None if y is None else window_labels(y[rows], window.start, cfg, songs)[0].to(device)
             above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
             cond = prior.condition(y_w, None if above_w is None else above_w.to(device), batch=out[rows].shape[0])
             known = min(max(window.primed, done), window.end)  # given codes are never re-sampled

@@ -58,8 +58,7 @@ def sample_window(
     p = 0 if prompt is None else prompt.shape[1]
     if p:
         tokens[:, :p] = prompt
-    dtype = prior.pos_emb.dtype
-    caches = prior.transformer.make_caches(n, dtype=dtype, device=device)
+    caches = prior.make_caches(cond)
     for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
         c = min(chunk_size, p - t)
         prior.forward_cached(F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0)), t, cond, caches)
@@ -69,7 +68,9 @@ def sample_window(
         if on_logits is not None:
             on_logits(t, logits)
         logits = filter_logits(logits / temperature, top_k, top_p)
-        tokens[:, t] = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+        # In the single lyrics variant the vocabulary is merged (lyric ids first); a lyric id drawn at a
+        # code position is fed back as drawn and becomes code 0 in the output, as in the original.
+        tokens[:, t] = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1) - prior.code_offset
         if progress is not None:
             progress(1)
-    return tokens
+    return tokens.clamp_(min=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..codes import CodesFile
+from ..lyrics.timed import SongLyrics
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .engine import HOP_FRACTIONS, LevelSettings, Window, sample_level
@@ -58,6 +60,7 @@ def sample_song(
     given: dict[int, torch.Tensor] | None = None,
     identity: dict | None = None,
     label_seconds: float | None = None,
+    lyrics: list[SongLyrics] | None = None,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -71,7 +74,8 @@ def sample_song(
     continue after: a primed prompt, a song to continue, or complete upper levels to upsample.
     ``identity`` names the models; a saved state made by other models is not resumed.
     ``label_seconds`` is the song length the timing labels announce (default ``seconds``): longer
-    when a song is written in several passes, as the co-composer does.
+    when a song is written in several passes, as the co-composer does. ``lyrics``: one per song,
+    for a top prior conditioned on lyrics.
     """
     label_seconds = seconds if label_seconds is None else label_seconds
     check_duration(configs, label_seconds)
@@ -98,6 +102,7 @@ def sample_song(
         "seconds": seconds,
         "n_samples": n,
         "labels": {str(lv): None if y is None else y.tolist() for lv, y in ys.items()},
+        "lyrics": None if lyrics is None else _digest([[s.tokens, s.times] for s in lyrics]),
         "settings": {str(lv): dataclasses.asdict(settings[lv]) for lv in levels},
     }
     state = _resume_state(state_path, run)
@@ -134,9 +139,14 @@ def sample_song(
             codes=have,
             on_window=lambda w, c, lv=lv: save(lv, w, c),
             on_tokens=None if on_tokens is None else lambda k, lv=lv: on_tokens(lv, k),
+            lyrics=lyrics if configs[lv].lyrics is not None else None,
         ).cpu()
         del prior
     return CodesFile.load(state_path)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
 
 
 def _resume_state(path: str | os.PathLike, run: dict) -> CodesFile | None:

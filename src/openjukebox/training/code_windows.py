@@ -2,8 +2,9 @@
 
 Codes are cached per VQ-VAE (by its weights id): a different VQ-VAE gets a fresh cache, the same one
 reuses it. A window carries its true offset, so its label row holds real timing:
-``[total_length, offset, length, artist, genre_1..genre_G]`` (samples), and upsampler windows come
-with the matching slice of the level above.
+``[total_length, offset, length, artist, genre_1..genre_G]`` (samples), then, for a lyrics prior,
+the window's lyric tokens (linear or timed, see ``openjukebox.lyrics.timed``); upsampler windows
+come with the matching slice of the level above.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 from ..audio.dataset import Track
 from ..codec.vqvae import VQVAE, encode_chunked
 from ..fileio import atomic_path
+from ..lyrics.timed import SongLyrics, read_lyrics
+from ..lyrics.tokenizer import Tokenizer
 from ..prior.vocab import LabelVocab
 
 
@@ -56,6 +59,7 @@ class _Item:
     n_samples: int
     artist: int
     genres: list[int]
+    lyrics: SongLyrics | None = None
 
 
 class CodeWindows:
@@ -72,17 +76,22 @@ class CodeWindows:
         vocab: LabelVocab,
         genre_slots: int,
         seed: int,
+        tokenizer: Tokenizer | None = None,
+        n_tokens: int = 0,
+        sample_rate: int = 0,
     ):
         self.level, self.n_ctx, self.hop, self.upsample, self.seed = level, n_ctx, hop, upsample, seed
+        self.n_tokens, self.sample_rate = n_tokens, sample_rate
         self.items = []
         for track, prefix in zip(tracks, code_paths, strict=True):
             z = np.load(level_file(prefix, level)).astype(np.int64)
             if len(z) < n_ctx:
                 continue
             above = np.load(level_file(prefix, level + 1)).astype(np.int64) if upsample else None
-            artist = vocab.artists.id(track.meta.get("artist"))
+            artist = vocab.artist_id(track.meta.get("artist"))
             genres = vocab.genre_ids(track.meta.get("genre"), genre_slots)
-            self.items.append(_Item(z, above, track.n_samples, artist, genres))
+            lyrics = read_lyrics(track.meta, track.path, tokenizer) if tokenizer is not None else None
+            self.items.append(_Item(z, above, track.n_samples, artist, genres, lyrics))
         if not self.items:
             raise ValueError(f"no track is long enough for {n_ctx} codes at level {level} ({n_ctx * hop} samples)")
         step = upsample or 1
@@ -93,6 +102,11 @@ class CodeWindows:
     def _window(self, item: _Item, start: int) -> tuple:
         z = item.codes[start : start + self.n_ctx]
         y = [item.n_samples, start * self.hop, self.n_ctx * self.hop, item.artist, *item.genres]
+        if self.n_tokens:  # the window's lyric tokens (all padding for a track without lyrics)
+            song = item.lyrics or SongLyrics(())
+            y += song.window(self.n_tokens, item.n_samples, start * self.hop, self.n_ctx * self.hop, self.sample_rate)[
+                0
+            ]
         above = None
         if self.upsample:
             a = start // self.upsample

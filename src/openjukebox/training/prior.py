@@ -18,6 +18,9 @@ from tqdm import tqdm
 
 from ..checkpoint import load_vqvae, model_id, save_model
 from ..fileio import default_cache_dir
+from ..lyrics.alignment import choose_head
+from ..lyrics.timed import all_lyric_text
+from ..lyrics.tokenizer import Tokenizer
 from ..prior.config import PriorConfig
 from ..prior.model import Conditioning, Prior, build_prior
 from ..prior.vocab import LabelVocab
@@ -46,11 +49,16 @@ class PriorLoss(nn.Module):
         return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
 
 
-def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab) -> PriorConfig:
-    """The preset adapted to the VQ-VAE (codes, hop, rate) and to the label vocabulary."""
+def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: Tokenizer | None) -> PriorConfig:
+    """The preset adapted to the VQ-VAE (codes, hop, rate) and to the label and lyric vocabularies."""
     labels = cfg.labels
     if labels is not None:
         labels = dataclasses.replace(labels, artist_bins=len(vocab.artists), genre_bins=len(vocab.genres))
+    lyrics = cfg.lyrics
+    if lyrics is not None:
+        if labels is None:
+            raise ValueError("a lyrics prior needs labels (the lyric tokens travel in the label rows)")
+        lyrics = dataclasses.replace(lyrics, n_vocab=tokenizer.n_vocab)
     if (level < vq.config.levels - 1) != (cfg.conditioner is not None):
         kind = "an upsampler" if cfg.conditioner else "a top-level prior"
         raise ValueError(
@@ -64,7 +72,18 @@ def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab) -> PriorCon
         hop_length=vq.hop_lengths[level],
         sample_rate=vq.config.sample_rate,
         labels=labels,
+        lyrics=lyrics,
     )
+
+
+def _build_tokenizer(tracks) -> Tokenizer:
+    texts = [all_lyric_text(t.meta, t.path) for t in tracks]
+    if not any(texts):
+        raise ValueError(
+            "this preset is conditioned on lyrics, but no track has any: give a 'lyrics' field in the manifest "
+            "(text, or a list of {'time', 'text'}), or an .lrc/.txt file beside each audio file"
+        )
+    return Tokenizer.build(texts)
 
 
 class PriorRun(TrainingRun):
@@ -102,7 +121,12 @@ class PriorRun(TrainingRun):
             if state
             else LabelVocab.from_metadata([t.meta for t in audio.train + audio.val])
         )
-        self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab)
+        self.tokenizer = None
+        if cfg.lyrics is not None:
+            self.tokenizer = (
+                Tokenizer.from_dict(state["tokenizer"]) if state else _build_tokenizer(audio.train + audio.val)
+            )
+        self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer)
         upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
@@ -115,7 +139,21 @@ class PriorRun(TrainingRun):
         slots = self.cfg.labels.max_bow_genre_size if self.cfg.labels else 1
 
         def windows(tracks, code_paths):
-            return CodeWindows(tracks, code_paths, level, self.cfg.n_ctx, hop, upsample, self.vocab, slots, tc.seed)
+            lc = self.cfg.lyrics
+            return CodeWindows(
+                tracks,
+                code_paths,
+                level,
+                self.cfg.n_ctx,
+                hop,
+                upsample,
+                self.vocab,
+                slots,
+                tc.seed,
+                self.tokenizer,
+                lc.n_tokens if lc else 0,
+                self.cfg.sample_rate,
+            )
 
         n_train = len(audio.train)
         self.train_windows = windows(audio.train, paths[:n_train])
@@ -142,29 +180,62 @@ class PriorRun(TrainingRun):
         device = self.dist.device
         codes, y, above = (None if t is None else t.to(device) for t in self.val)
         bs = self.tc.batch_size
-        total = zeroed = 0.0
+        total = zeroed = lyric_bits = 0.0
         for i in range(0, codes.shape[0], bs):
             sl = slice(i, i + bs)
             cond = prior.condition(y[sl], None if above is None else above[sl], batch=codes[sl].shape[0])
             n = codes[sl].shape[0]
-            total += prior.loss(codes[sl], cond).item() * n
+            losses = prior.losses(codes[sl], cond)
+            total += losses["gen"].item() * n
+            lyric_bits += losses["lyrics"].item() * n if "lyrics" in losses else 0.0
             if prior.conditioner is not None:  # does the upsampler use its conditioning?
                 zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
+        if prior.cfg.lyrics is not None:
+            result["lyrics_bits_per_token"] = lyric_bits / codes.shape[0]
         return result
 
     def extra_state(self) -> dict:
-        return {"model_config": self.cfg.to_dict(), "vocab": self.vocab.to_dict(), "vqvae_id": self.vq_id}
+        tokenizer = None if self.tokenizer is None else self.tokenizer.to_dict()
+        return {
+            "model_config": self.cfg.to_dict(),
+            "vocab": self.vocab.to_dict(),
+            "vqvae_id": self.vq_id,
+            "tokenizer": tokenizer,
+        }
+
+    @torch.no_grad()
+    def _with_alignment_head(self) -> PriorConfig:
+        """The config with the lyric-alignment head set to the most monotonic one on validation windows."""
+        lc = self.cfg.lyrics
+        if lc is None or self.val is None or lc.alignment_layer is not None:
+            return self.cfg
+        codes, y, _ = self.val
+        sung = (y[:, -lc.n_tokens :] != 0).any(1)  # windows with lyrics
+        if not sung.any():
+            return self.cfg
+        prior, device = self.model.prior, self.dist.device
+        was_training = prior.training
+        prior.eval()
+        codes, y = codes[sung][:16].to(device), y[sung][:16].to(device)
+        cond = prior.condition(y)
+        weights = {
+            layer: list(prior.lyric_attention(codes, cond, layer).float().cpu().numpy())
+            for layer in prior.lyric_layers()
+        }
+        prior.train(was_training)
+        layer, head, _ = choose_head(weights)
+        return dataclasses.replace(self.cfg, lyrics=dataclasses.replace(lc, alignment_layer=layer, alignment_head=head))
 
     def export(self, done: int) -> None:
         save_model(
             self.out,
             self.model.prior,
             "prior",
-            self.cfg.to_dict(),
-            vocab=self.vocab.to_dict(),
+            self._with_alignment_head().to_dict(),
+            vocab={**self.vocab.to_dict(), "lyrics": None if self.tokenizer is None else self.tokenizer.to_dict()},
             vqvae={"id": self.vq_id, "path": self.vq_dir},
             trained_steps=done,
         )

@@ -116,7 +116,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, encoder: torch.Tensor | None = None) -> torch.Tensor:
         """Full sequence (N, L, W) -> (N, L, W) through SDPA on block-reshaped q/k/v."""
         if self.record:
-            return self.forward_reference(x, encoder)
+            return self._forward_recorded(x, encoder)
         q, k, v = self._qkv(x, encoder)
         n, h, length, d = q.shape
         bc = self.block_ctx
@@ -141,6 +141,22 @@ class Attention(nn.Module):
                 out = F.scaled_dot_product_attention(q, shift(k), shift(v))
             out = out.reshape(n, h, length, d)
         return self._merge(out)
+
+    def _forward_recorded(self, x: torch.Tensor, encoder: torch.Tensor | None) -> torch.Tensor:
+        """``forward`` keeping the softmax weights in ``self.weights``; for cross and prime attention
+        only the attended keys are kept ((N, H, L, S) and (N, H, L, prime_len)), not an (L, L) matrix."""
+        if self.kind not in (CROSS, PRIME):
+            return self.forward_reference(x, encoder)
+        q, k, v = self._qkv(x, encoder)
+        if self.kind == PRIME:
+            p = min(self.prime_len, q.shape[2])
+            k, v = k[:, :, :p], v[:, :, :p]
+        scores = (q @ k.transpose(-1, -2)).float() / math.sqrt(q.shape[-1])
+        if self.kind == PRIME:
+            mask = reference_mask(PRIME, q.shape[2], self.block_ctx, self.prime_len)[:, : k.shape[2]]
+            scores = scores.masked_fill(~mask.to(q.device), float("-inf"))
+        self.weights = torch.softmax(scores, dim=-1).detach()
+        return self._merge(self.weights.to(v.dtype) @ v)
 
     def forward_reference(self, x: torch.Tensor, encoder: torch.Tensor | None = None) -> torch.Tensor:
         """The same result as ``forward`` with an explicit (L, L) mask and a plain softmax (slow)."""

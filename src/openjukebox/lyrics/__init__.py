@@ -1,0 +1,1 @@
+"""Lyrics: tokenizers, timed lyrics and lyric windows, and lyric-to-audio alignment."""

@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+
+from openjukebox.lyrics.alignment import Alignment, SongAttention, choose_head, monotonic_path
+
+
+def _diagonal(frames_per_char: list[int], noise: float = 0.02, seed: int = 0) -> np.ndarray:
+    """Attention that dwells on character j for frames_per_char[j] frames, plus noise."""
+    rng = np.random.default_rng(seed)
+    rows = [np.eye(len(frames_per_char))[j] for j, n in enumerate(frames_per_char) for _ in range(n)]
+    w = np.array(rows) + noise * rng.random((len(rows), len(frames_per_char)))
+    return w / w.sum(1, keepdims=True)
+
+
+def test_the_exporter_turns_a_known_attention_matrix_into_the_expected_lrc(tmp_path):
+    text = "la la\nhey"
+    # 20 ms frames (the pooling keeps them): "l" from 0 s, "a" 0.1 s, " " 0.2, "l" 1.0, "a" 1.1, "\n" 1.2, "h" 2.0 ...
+    frames = [5, 5, 40, 5, 5, 40, 5, 5, 5]
+    matrix = _diagonal(frames)
+    align = Alignment.from_matrix(text, matrix, 0.02)
+    assert align.times == (0.0, 0.1, 0.2, 1.0, 1.1, 1.2, 2.0, 2.1, 2.2)
+    assert align.to_lrc() == "[00:00.00]<00:00.00>la <00:01.00>la\n[00:02.00]<00:02.00>hey\n"
+    words = align.words()
+    assert [(w["word"], w["start"], w["end"], w["line"]) for w in words] == [
+        ("la", 0.0, 1.0, 0),
+        ("la", 1.0, 2.0, 0),
+        ("hey", 2.0, 2.7, 1),
+    ]
+    written = align.save(tmp_path / "song", matrix, 0.02)
+    assert json.loads((tmp_path / "song.json").read_text())["characters"][3] == {"char": "l", "start": 1.0}
+    assert (tmp_path / "song.lrc").read_text() == align.to_lrc() and (tmp_path / "song.png").stat().st_size > 1000
+    assert len(written) == 3
+
+
+def test_the_path_is_monotonic_even_when_the_attention_jumps_back():
+    w = _diagonal([3, 3, 3, 3])
+    w[7] = [0.9, 0.04, 0.03, 0.03]  # one frame looks back at the first character
+    path = monotonic_path(w)
+    assert (np.diff(path) >= 0).all() and path[0] == 0 and path[-1] == 3
+
+
+def test_windows_fill_the_song_matrix_at_their_characters():
+    song = SongAttention(total_codes=6, n_chars=5)
+    song.add(0, np.full((4, 3), 1.0), [-1, 0, 1])
+    song.add(2, np.full((4, 3), 2.0), [2, 3, 4], first_new=2)  # rows 2-3 were sampled by the first window
+    assert song.matrix[:4, :2].tolist() == [[1, 1]] * 4 and song.matrix[4:, 2:].tolist() == [[2, 2, 2]] * 2
+    assert song.matrix[:4, 2:].sum() == 0 and song.matrix[4:, :2].sum() == 0
+
+
+def test_the_most_monotonic_head_is_chosen():
+    rng = np.random.default_rng(1)
+    good = _diagonal([4] * 8)
+    noisy = rng.random(good.shape)
+    noisy /= noisy.sum(1, keepdims=True)
+    layer_weights = {3: [np.stack([noisy, noisy])], 7: [np.stack([noisy, good])]}
+    layer, head, score = choose_head(layer_weights)
+    assert (layer, head) == (7, 1) and score > 0.8

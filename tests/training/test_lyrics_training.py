@@ -1,0 +1,38 @@
+import dataclasses
+import json
+import math
+
+import pytest
+
+from openjukebox.audio.sung_letters import write_sung_letters
+from openjukebox.checkpoint import load_prior
+from openjukebox.prior.config import get_preset
+from openjukebox.training.prior import TRAIN_PRESETS, train_prior
+
+
+@pytest.fixture(scope="module")
+def sung_manifest(tmp_path_factory):
+    return write_sung_letters(tmp_path_factory.mktemp("sung"), 22050, n_songs=5, seconds=6.0)
+
+
+def test_sung_letters_carry_exact_character_times(sung_manifest):
+    entries = [json.loads(line) for line in sung_manifest.read_text().splitlines()]
+    timed = entries[0]["lyrics"]
+    assert timed[0]["time"] == 0.0 and all(a["time"] < b["time"] for a, b in zip(timed, timed[1:], strict=False))
+    assert {len(e["text"]) for e in timed} == {1} and len(entries) == 5
+
+
+@pytest.mark.parametrize("preset", ["tiny_top_lyrics", "tiny_top_single"])
+def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
+    sung_manifest, trained_vqvae, tmp_path, preset
+):
+    vqvae, _ = trained_vqvae
+    tc = dataclasses.replace(TRAIN_PRESETS["tiny_top"], steps=60, eval_every=60, save_every=60)
+    final = train_prior(sung_manifest, tmp_path / "top", 2, vqvae, get_preset(preset), tc, progress=False)
+    prior, vocab, doc = load_prior(tmp_path / "top")
+    chars = doc["vocab"]["lyrics"]["chars"]
+    assert chars == " adeiklmnorsu" and prior.cfg.lyrics.n_vocab == len(chars) + 1
+    # the lyric prediction learns: from about log2(14) = 3.8 bits towards the letters' own statistics
+    assert final["lyrics_bits_per_token"] < math.log2(len(chars) + 1) - 0.5
+    assert prior.cfg.lyrics.alignment_layer in prior.lyric_layers()
+    assert 0 <= prior.cfg.lyrics.alignment_head < prior.cfg.heads
