@@ -29,8 +29,14 @@ class CheckpointError(ValueError):
 
 def save_model(model_dir: str | os.PathLike, model: nn.Module, kind: str, config: dict, **extra) -> Path:
     """Write ``config.json`` and ``model.safetensors`` atomically (weights first, config last)."""
-    model_dir = Path(model_dir)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save_state(model_dir, state, kind, config, **extra)
+
+
+def save_state(model_dir: str | os.PathLike, state: dict[str, torch.Tensor], kind: str, config: dict, **extra) -> Path:
+    """``save_model`` for a state dict that is already complete (an imported checkpoint)."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_dir / WEIGHTS_NAME) as tmp:
         save_file(state, tmp, metadata={"format": "openjukebox", "kind": kind})
     doc = {"format_version": FORMAT_VERSION, "kind": kind, "config": config, **extra}

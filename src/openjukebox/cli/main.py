@@ -173,6 +173,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_openai(args: argparse.Namespace) -> int:
+    from ..convert.importer import import_checkpoint, import_release, read_hparams
+
+    if bool(args.checkpoint) == bool(args.release):
+        raise ValueError("give either a CHECKPOINT file or --release DIR")
+    if args.preset and args.hparams:
+        raise ValueError("give either --preset or --hparams, not both")
+    if args.release:
+        done = import_release(args.release, args.out, args.ids)
+    else:
+        hparams = read_hparams(args.hparams) if args.hparams else None
+        done = [import_checkpoint(args.checkpoint, args.out, args.preset, hparams, args.vqvae, args.ids)]
+    for item in done:
+        size = f", {item['parameters']:,} parameters" if "parameters" in item else ""
+        print(f"{item['kind']}: {item['out']} ({item['tensors']} tensors{size})")
+    if not args.ids and any(d["kind"] == "prior" for d in done):
+        print("note: no --ids given: artist and genre names cannot be looked up (ids only)", file=sys.stderr)
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from ..codec.config import PRESETS
     from ..prior.config import PRESETS as PRIOR_PRESETS
@@ -291,6 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")
     demo.add_argument("--steps", type=int, default=400)
     demo.set_defaults(func=_demo)
+
+    imp = sub.add_parser(
+        "import-openai",
+        help="convert original Jukebox checkpoints (.pth.tar) into openjukebox model folders",
+        description="Convert an original Jukebox checkpoint, loaded with weights_only=True (files that would run "
+        "code are refused), or a whole release folder (--release) into ready-to-sample bundles.",
+    )
+    imp.add_argument("checkpoint", nargs="?", help="an original .pth.tar (VQ-VAE or prior)")
+    imp.add_argument("--out", required=True, help="model folder to write (with --release: a folder of bundles)")
+    imp.add_argument("--preset", help="official preset (vqvae, prior_5b, ...); default: the checkpoint's hps")
+    imp.add_argument("--hparams", help="JSON of original hyperparameter names, overriding the checkpoint's hps")
+    imp.add_argument("--vqvae", help="the imported VQ-VAE folder this prior was trained on (hop lengths, identity)")
+    imp.add_argument("--ids", help="data/ids folder of the original repository: artist and genre ids (v2/v3)")
+    imp.add_argument("--release", help="folder in the release layout: 5b/, 5b_lyrics/, 1b_lyrics/ with .pth.tar")
+    imp.set_defaults(func=_import_openai)
 
     sub.add_parser("presets", help="list model presets").set_defaults(func=_presets)
     return p

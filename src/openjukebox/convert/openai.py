@@ -66,16 +66,22 @@ def _target(key: str, ours: dict[str, torch.Tensor]) -> tuple[str, str] | None:
     return None
 
 
-def convert_prior_state(original: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+def convert_prior_state(
+    original: dict[str, torch.Tensor], model: nn.Module, consume: bool = False
+) -> dict[str, torch.Tensor]:
     """The original prior state dict renamed, transposed and cast onto ``model``'s keys and dtypes.
 
     A tied output (``prior.x_out.weight`` when our model ties it to ``x_emb``) must equal the
     embedding and is dropped. Raises ConversionError listing every unmapped, missing or mis-shaped key.
+    With ``consume``, each original tensor is removed from ``original`` once converted, so that the
+    two state dicts together never hold the model twice.
     """
     ours = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     unmapped, shapes = [], []
-    for key, value in original.items():
+    emb = original.get("prior.x_emb.weight")
+    for key in list(original):
+        value = original.pop(key) if consume else original[key]
         key = key.removeprefix("module.")
         found = _target(key, ours)
         if found is None:
@@ -83,8 +89,7 @@ def convert_prior_state(original: dict[str, torch.Tensor], model: nn.Module) -> 
             continue
         name, transform = found
         if name == "x_out.weight" and name not in ours and "x_emb.weight" in ours:
-            emb = original.get("prior.x_emb.weight", value)
-            if not value.is_meta and not torch.equal(value, emb):  # layouts on meta carry no values
+            if emb is not None and not value.is_meta and not torch.equal(value, emb):  # meta layouts carry no values
                 shapes.append("prior.x_out.weight: the model ties it to x_emb but the checkpoint's differs")
             continue
         if name not in ours:

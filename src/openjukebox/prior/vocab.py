@@ -120,9 +120,17 @@ class OfficialVocab:
     def genre_keys(self, genre: str) -> list[str]:
         return [genre.lower()] if self.version == "v3" else normalise(genre).split("_")
 
+    def _check_tables(self, kind: str) -> None:
+        if not (self.artists if kind == "artist" else self.genres):
+            raise ValueError(
+                f"this model was imported without the original's {kind} ids, so {kind} names cannot be looked up; "
+                "import it again with --ids pointing to the data/ids folder of the original repository"
+            )
+
     def artist_id(self, artist: str | None) -> int:
         if not artist:
             return 0
+        self._check_tables("artist")
         key = self.artist_key(artist)
         if key not in self.artists:
             warnings.warn(
@@ -133,6 +141,7 @@ class OfficialVocab:
     def genre_ids(self, genre, slots: int) -> list[int]:
         ids = []
         for name in genre if isinstance(genre, (list, tuple)) else [genre] if genre else []:
+            self._check_tables("genre")
             for key in self.genre_keys(name):
                 if key not in self.genres:
                     warnings.warn(
