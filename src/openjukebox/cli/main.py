@@ -174,14 +174,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _import_openai(args: argparse.Namespace) -> int:
-    from ..convert.importer import import_checkpoint, import_release, read_hparams
+    from ..convert.importer import import_checkpoint, import_hf, import_release, read_hparams
 
-    if bool(args.checkpoint) == bool(args.release):
-        raise ValueError("give either a CHECKPOINT file or --release DIR")
+    if sum(map(bool, (args.checkpoint, args.release, args.hf))) != 1:
+        raise ValueError("give one of: a CHECKPOINT file, --release DIR, --hf DIR")
     if args.preset and args.hparams:
         raise ValueError("give either --preset or --hparams, not both")
     if args.release:
         done = import_release(args.release, args.out, args.ids)
+    elif args.hf:
+        done = import_hf(args.hf, args.out, args.ids)
     else:
         hparams = read_hparams(args.hparams) if args.hparams else None
         done = [import_checkpoint(args.checkpoint, args.out, args.preset, hparams, args.vqvae, args.ids)]
@@ -325,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--vqvae", help="the imported VQ-VAE folder this prior was trained on (hop lengths, identity)")
     imp.add_argument("--ids", help="data/ids folder of the original repository: artist and genre ids (v2/v3)")
     imp.add_argument("--release", help="folder in the release layout: 5b/, 5b_lyrics/, 1b_lyrics/ with .pth.tar")
+    imp.add_argument(
+        "--hf", help="folder of the Hugging Face mirror (transformers port), e.g. openai/jukebox-1b-lyrics"
+    )
     imp.set_defaults(func=_import_openai)
 
     sub.add_parser("presets", help="list model presets").set_defaults(func=_presets)

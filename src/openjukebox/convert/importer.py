@@ -262,10 +262,23 @@ def import_checkpoint(
     ids: str | os.PathLike | None = None,
 ) -> dict:
     """Convert one original checkpoint into the model folder ``out``; returns a summary."""
+    state, stored = read_checkpoint(path)
+    return import_state(state, {**stored, **(hparams or {})}, out, preset, vqvae_dir, ids, str(path))
+
+
+def import_state(
+    state: dict[str, torch.Tensor],
+    h: dict,
+    out: str | os.PathLike,
+    preset: str | None = None,
+    vqvae_dir: str | os.PathLike | None = None,
+    ids: str | os.PathLike | None = None,
+    source: str = "",
+) -> dict:
+    """Convert a state dict with the original's key names (consumed) into the model folder ``out``."""
     from ..checkpoint import read_model_config
 
-    state, stored = read_checkpoint(path)
-    h = {**stored, **(hparams or {})}
+    path = source
     kind = kind_of(state)
     if kind == "vqvae":
         if preset and preset != "vqvae":
@@ -296,6 +309,34 @@ def import_checkpoint(
     n = sum(v.numel() for v in converted.values())
     save_state(out, converted, "prior", cfg.to_dict(), **extra)
     return {"kind": "prior", "out": str(out), "tensors": len(converted), "parameters": n}
+
+
+def import_hf(folder: str | os.PathLike, out: str | os.PathLike, ids: str | os.PathLike | None = None) -> list[dict]:
+    """Convert a transformers-port folder (e.g. openai/jukebox-1b-lyrics) into the bundle ``out``
+    (vqvae/ and prior_level_{0,1,2}/), with the official presets."""
+    from .hf import read_hf
+
+    parts = read_hf(folder)
+    if "vqvae" not in parts:
+        raise ConversionError(f"{folder} holds no vqvae.* weights")
+    out = Path(out)
+    done = [import_state(parts.pop("vqvae"), {}, out / "vqvae", "vqvae", source=str(folder))]
+    for part in sorted(parts, reverse=True):
+        state = parts.pop(part)
+        level = int(part.rsplit("_", 1)[1])
+        if level == 2:
+            rows = state["prior.x_emb.weight"].shape[0]
+            preset = (
+                "prior_5b_lyrics"
+                if "prime_prior.x_emb.weight" in state
+                else "prior_1b_lyrics"
+                if rows == 2048 + 79
+                else "prior_5b"
+            )
+        else:
+            preset = f"upsampler_level_{level}"
+        done.append(import_state(state, {}, out / part, preset, out / "vqvae", ids, str(folder)))
+    return done
 
 
 def import_release(folder: str | os.PathLike, out: str | os.PathLike, ids: str | os.PathLike | None) -> list[dict]:
