@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--held-out", type=int, default=6)
     p.add_argument("--vqvae-steps", type=int, default=600)
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--n-tokens", type=int, help="lyric characters per window (default: the preset's)")
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(args.work)
@@ -57,10 +58,13 @@ def main() -> None:
     if not (vq_dir / "model.safetensors").exists():
         tc = dataclasses.replace(VQ_TRAIN["tiny"], steps=args.vqvae_steps, eval_every=args.vqvae_steps)
         train_vqvae(manifest, vq_dir, codec_preset("tiny"), tc)
-    prior_dir = work / args.preset
+    cfg = get_preset(args.preset)
+    if args.n_tokens:
+        cfg = dataclasses.replace(cfg, lyrics=dataclasses.replace(cfg.lyrics, n_tokens=args.n_tokens))
+    prior_dir = work / f"{args.preset}_{cfg.lyrics.n_tokens}"
     if not (prior_dir / "model.safetensors").exists():
         tc = dataclasses.replace(PRIOR_TRAIN["tiny_top"], steps=args.steps, eval_every=250, save_every=250)
-        final = train_prior(manifest, prior_dir, 2, vq_dir, get_preset(args.preset), tc)
+        final = train_prior(manifest, prior_dir, 2, vq_dir, cfg, tc)
         print("validation:", json.dumps(final))
     train_minutes = (time.time() - started) / 60
     prior, _, doc = load_prior(prior_dir)
@@ -81,7 +85,10 @@ def main() -> None:
         linear = np.arange(len(truth)) / len(truth) * n_samples / SR
         linear_errors.extend(np.abs(linear - truth))
     errors, linear_errors = np.array(errors), np.array(linear_errors)
-    print(f"{args.preset}: {len(errors)} held-out characters, {args.held_out} songs of ~12 s")
+    print(
+        f"{args.preset}, {lc.n_tokens} lyric tokens per window: {len(errors)} held-out characters, "
+        f"{args.held_out} songs of ~12 s"
+    )
     for name, e in (("alignment error", errors), ("linear rule    ", linear_errors)):
         print(f"  {name}: median {np.median(e):.3f} s, 90th percentile {np.percentile(e, 90):.3f} s")
     print(f"  training time (this run): {train_minutes:.1f} min")

@@ -166,6 +166,30 @@ def _data_debian(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_scores(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..data.scores import build_scores
+
+    bar = None if args.quiet else lambda jobs: tqdm(jobs, desc="rendering scores", unit="score")
+    manifest = build_scores(
+        args.out, args.sample_rate, args.composers, args.per_composer, args.sets, args.max_seconds, bar
+    )
+    print(f"wrote {manifest}: {sum(1 for _ in open(manifest))} tracks")
+    return 0
+
+
+def _data_chorales(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..data.chorales import build_chorales
+
+    bar = None if args.quiet else lambda items: tqdm(items, desc="singing chorales", unit="chorale")
+    manifest = build_chorales(args.out, args.sample_rate, args.limit, args.accompaniment, args.max_seconds, bar)
+    print(f"wrote {manifest}: {sum(1 for _ in open(manifest))} sung chorales with timed lyrics")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -308,6 +332,27 @@ def build_parser() -> argparse.ArgumentParser:
     deb.add_argument("--root", default="/usr/share/games", help="where the packages installed their music")
     deb.add_argument("--limit", type=int, help="at most this many tracks")
     deb.set_defaults(func=_data_debian)
+    from ..data.scores import COMPOSERS, INSTRUMENT_SETS
+
+    sco = dsub.add_parser("scores", help="the music21 corpus rendered with General MIDI instrument sets as genres")
+    sco.add_argument("--out", required=True, help="folder for the audio and manifest.jsonl")
+    sco.add_argument(
+        "--composers", nargs="+", default=["bach", "beethoven", "mozart", "haydn"], choices=list(COMPOSERS)
+    )
+    sco.add_argument("--per-composer", type=int, default=8, help="scores per composer")
+    sco.add_argument(
+        "--sets", nargs="+", default=["piano", "strings", "organ", "guitar", "choir"], choices=list(INSTRUMENT_SETS)
+    )
+    sco.add_argument("--max-seconds", type=float, default=60.0, help="cut each rendering at this length")
+    sco.add_argument("--sample-rate", type=int, default=22050)
+    sco.set_defaults(func=_data_scores)
+    cho = dsub.add_parser("chorales", help="Bach chorales with their German lyrics sung (espeak-ng + WORLD), timed")
+    cho.add_argument("--out", required=True, help="folder for the audio and manifest.jsonl")
+    cho.add_argument("--limit", type=int, default=20, help="number of chorales")
+    cho.add_argument("--accompaniment", default="organ", choices=list(INSTRUMENT_SETS))
+    cho.add_argument("--max-seconds", type=float, default=90.0)
+    cho.add_argument("--sample-rate", type=int, default=22050)
+    cho.set_defaults(func=_data_chorales)
 
     demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")

@@ -1,0 +1,160 @@
+"""Rendered scores: the music21 corpus played by General MIDI instrument sets, offline.
+
+Each score of a chosen composer (or collection) in music21's corpus is read part by part and played
+with ``tinysoundfont`` through the General MIDI SoundFont that ships inside ``pretty_midi``
+(TimGM6mb). Every (score, instrument set) pair is one track: the composer is its artist and the
+instrument set its genre. Needs ``pip install 'openjukebox[data]'``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..audio.io import save_audio
+from ..fileio import atomic_path
+
+# General MIDI programs per part (cycled over a score's parts), one set per genre.
+INSTRUMENT_SETS: dict[str, list[int]] = {
+    "piano": [0],
+    "organ": [19],
+    "strings": [40, 41, 42, 42],  # violin, viola, cello
+    "guitar": [24],
+    "choir": [52],
+    "brass": [56, 60, 57, 58],  # trumpet, horn, trombone, tuba
+    "woodwinds": [73, 71, 68, 70],  # flute, clarinet, oboe, bassoon
+}
+COMPOSERS = {
+    "bach": "Johann Sebastian Bach",
+    "beethoven": "Ludwig van Beethoven",
+    "mozart": "Wolfgang Amadeus Mozart",
+    "haydn": "Joseph Haydn",
+    "handel": "George Frideric Handel",
+    "monteverdi": "Claudio Monteverdi",
+    "palestrina": "Giovanni Pierluigi da Palestrina",
+    "schumann": "Robert Schumann",
+}
+LICENSE = "public domain (music21 corpus: BSD/LGPL; TimGM6mb SoundFont: GPL-2)"
+
+
+def _imports():
+    try:
+        import music21
+        import pretty_midi
+        import tinysoundfont
+    except ImportError as e:
+        raise ImportError(
+            f"rendered scores need music21, pretty_midi and tinysoundfont ({e.name} is missing): "
+            "pip install 'openjukebox[data]' && pip install --no-deps tinysoundfont"
+        ) from None
+    return music21, pretty_midi, tinysoundfont
+
+
+def soundfont_path() -> Path:
+    """The General MIDI SoundFont shipped inside pretty_midi."""
+    _, pretty_midi, _ = _imports()
+    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+def score_notes(score, max_seconds: float) -> tuple[list[list[tuple[int, float, float]]], float]:
+    """Each part's notes (midi, start s, duration s), ties merged, and the tempo used (bpm)."""
+    marks = list(score.flatten().getElementsByClass("MetronomeMark"))
+    bpm = float(marks[0].getQuarterBPM()) if marks and marks[0].number else 90.0
+    spq = 60.0 / bpm
+    parts = []
+    for part in score.parts:
+        notes = []
+        for n in part.stripTies().flatten().notes:
+            start = float(n.offset) * spq
+            if start >= max_seconds:
+                break
+            for p in n.pitches:
+                notes.append((int(p.midi), start, max(0.05, float(n.quarterLength) * spq)))
+        if notes:
+            parts.append(notes)
+    return parts, bpm
+
+
+def render(
+    parts: list[list[tuple[int, float, float]]], programs: list[int], sample_rate: int, tail: float = 1.0
+) -> np.ndarray:
+    """Mono float32 audio of the parts, part i played with ``programs[i % len(programs)]``."""
+    _, _, tsf = _imports()
+    synth = tsf.Synth(samplerate=sample_rate)
+    sfid = synth.sfload(str(soundfont_path()))
+    events = []
+    for i, notes in enumerate(parts):
+        chan = i if i < 9 else i + 1  # channel 9 is drums
+        synth.program_select(chan, sfid, 0, programs[i % len(programs)])
+        for midi, start, dur in notes:
+            events.append((start, 1, chan, midi))
+            events.append((start + dur, 0, chan, midi))
+    events.sort(key=lambda e: (e[0], e[1]))
+    chunks, now = [], 0
+    for time, on, chan, midi in events:
+        target = int(round(time * sample_rate))
+        if target > now:
+            chunks.append(np.frombuffer(synth.generate(target - now), dtype=np.float32))
+            now = target
+        synth.noteon(chan, midi, 90) if on else synth.noteoff(chan, midi)
+    chunks.append(np.frombuffer(synth.generate(int(tail * sample_rate)), dtype=np.float32))
+    audio = np.concatenate(chunks).reshape(-1, 2).mean(axis=1)
+    peak = np.abs(audio).max()
+    return (audio * (0.5 / peak) if peak > 0 else audio).astype(np.float32)
+
+
+def corpus_paths(composer: str, limit: int) -> list:
+    music21, _, _ = _imports()
+    if composer not in COMPOSERS:
+        raise ValueError(f"unknown composer {composer!r}; known: {', '.join(COMPOSERS)}")
+    return list(music21.corpus.getComposer(composer))[:limit]
+
+
+def build_scores(
+    out: str | Path,
+    sample_rate: int = 22050,
+    composers: Iterable[str] = ("bach", "beethoven", "mozart", "haydn"),
+    per_composer: int = 8,
+    sets: Iterable[str] = ("piano", "strings", "organ", "guitar", "choir"),
+    max_seconds: float = 60.0,
+    progress=None,
+) -> Path:
+    """Render ``per_composer`` scores of each composer with every instrument set into ``out``;
+    writes ``out/manifest.jsonl`` (path, artist, genre, title, duration, license, source)."""
+    music21, _, _ = _imports()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = list(sets)
+    for s in sets:
+        if s not in INSTRUMENT_SETS:
+            raise ValueError(f"unknown instrument set {s!r}; known: {', '.join(INSTRUMENT_SETS)}")
+    jobs = [(c, p) for c in composers for p in corpus_paths(c, per_composer)]
+    lines = []
+    for composer, path in progress(jobs) if progress else jobs:
+        score = music21.converter.parse(path)
+        parts, _ = score_notes(score, max_seconds)
+        if not parts:
+            continue
+        title = Path(str(path)).stem
+        for genre in sets:
+            audio = render(parts, INSTRUMENT_SETS[genre], sample_rate)[: int(max_seconds * sample_rate)]
+            name = f"{composer}_{title}_{genre}.flac"
+            save_audio(out / name, audio, sample_rate)
+            lines.append(
+                {
+                    "path": name,
+                    "artist": COMPOSERS[composer],
+                    "genre": genre,
+                    "title": title,
+                    "duration": round(len(audio) / sample_rate, 3),
+                    "license": LICENSE,
+                    "source": "music21",
+                }
+            )
+    manifest = out / "manifest.jsonl"
+    with atomic_path(manifest) as tmp:
+        Path(tmp).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return manifest

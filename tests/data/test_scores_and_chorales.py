@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+
+from openjukebox.audio.io import load_audio
+
+
+def test_a_rendered_score_plays_its_notes(tmp_path):
+    from openjukebox.data.scores import build_scores
+
+    manifest = build_scores(tmp_path, composers=["bach"], per_composer=1, sets=["piano", "organ"], max_seconds=6.0)
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [(e["artist"], e["genre"]) for e in entries] == [
+        ("Johann Sebastian Bach", "piano"),
+        ("Johann Sebastian Bach", "organ"),
+    ]
+    piano, organ = (load_audio(tmp_path / e["path"], 22050) for e in entries)
+    assert len(piano) == 6 * 22050 and np.sqrt(np.mean(piano**2)) > 0.02
+    # two instrument sets of one score: the same notes, different sounds
+    spec = lambda a: np.abs(np.fft.rfft(a[: 4 * 22050]))  # noqa: E731
+    assert np.corrcoef(spec(piano), spec(organ))[0, 1] < 0.95
+
+
+def test_a_sung_chorale_has_a_voice_on_its_syllables(tmp_path):
+    pytest.importorskip("pyworld")
+    from openjukebox.data.chorales import build_chorales
+
+    manifest = build_chorales(tmp_path, limit=1, max_seconds=12.0)
+    (entry,) = [json.loads(line) for line in manifest.read_text().splitlines()]
+    timed = entry["lyrics"]
+    assert entry["genre"] == "sung chorale" and len(timed) >= 8
+    assert all(a["time"] < b["time"] for a, b in zip(timed, timed[1:], strict=False))
+    assert "".join(t["text"] for t in timed).startswith("Aus mei")  # BWV 269: "Aus meines Herzens Grunde"
+    audio = load_audio(tmp_path / entry["path"], 22050)
+    assert len(audio) == 12 * 22050 and np.sqrt(np.mean(audio**2)) > 0.02
+
+
+def test_a_spoken_syllable_is_sung_at_the_notes_pitch_and_length():
+    pw = pytest.importorskip("pyworld")
+    from openjukebox.data.chorales import Espeak, sing_syllable
+
+    espeak = Espeak("de")
+    speech = espeak.speak("Herz")
+    assert len(speech) > 1000 and np.abs(speech).max() > 0.05  # espeak-ng really speaks
+    sr = espeak.sample_rate
+    sung = sing_syllable(speech, sr, [(440.0, 0.4), (330.0, 0.4)]).astype(np.float64)
+    assert abs(len(sung) / sr - 0.8) < 0.02
+    f0, _ = pw.dio(sung, sr, frame_period=5.0)
+    first, second = f0[10:70], f0[90:150]
+    assert np.median(first[first > 0]) == pytest.approx(440.0, rel=0.03)
+    assert np.median(second[second > 0]) == pytest.approx(330.0, rel=0.03)
