@@ -100,9 +100,10 @@ def _report_sampled(meta: dict, out) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     from ..api import sample
+    from ..models import default_model
 
     meta = sample(
-        args.model,
+        args.model or default_model(),
         args.out,
         args.seconds,
         args.artist,
@@ -286,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
 
     smp = sub.add_parser("sample", help="sample new music with a model bundle")
-    smp.add_argument("--model", required=True, help="bundle folder: vqvae/ and prior_level_N/ model folders")
+    smp.add_argument(
+        "--model", help="bundle folder: vqvae/ and prior_level_N/ model folders (default: the model that ships inside)"
+    )
     smp.add_argument("--out", required=True, help="output folder; sampling again into it resumes")
     smp.add_argument("--seconds", type=float, help="length of the song (with --codes: default the file's length)")
     smp.add_argument("--artist", help="artist name (see the model's vocabulary)")
