@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_state_strict, save_state
+from ..checkpoint import load_state_strict, model_id, read_model_config, save_state
 from ..codec.config import LossConfig, VQVAEConfig
+from ..codec.config import get_preset as codec_preset
 from ..codec.vqvae import VQVAE
 from ..lyrics.tokenizer import Tokenizer
 from ..prior.config import ConditionerConfig, LabelConfig, LyricsConfig, PriorConfig
@@ -276,36 +277,28 @@ def import_state(
     source: str = "",
 ) -> dict:
     """Convert a state dict with the original's key names (consumed) into the model folder ``out``."""
-    from ..checkpoint import read_model_config
-
-    path = source
-    kind = kind_of(state)
-    if kind == "vqvae":
+    if kind_of(state) == "vqvae":
         if preset and preset != "vqvae":
-            raise ConversionError(f"{path} is a VQ-VAE; --preset {preset} is a prior preset")
-        from ..codec.config import get_preset as codec_preset
-
+            raise ConversionError(f"{source} is a VQ-VAE; --preset {preset} is a prior preset")
         cfg = codec_preset("vqvae") if preset else vqvae_config(h, state)
         with torch.device("meta"):
             model = VQVAE(cfg)
-        load_state_strict(model, state, str(path), assign=True)  # checks every key and shape
-        save_state(out, {k: v.float() for k, v in state.items()}, "vqvae", cfg.to_dict(), source=str(path))
+        load_state_strict(model, state, source, assign=True)  # checks every key and shape
+        save_state(out, {k: v.float() for k, v in state.items()}, "vqvae", cfg.to_dict(), source=source)
         return {"kind": "vqvae", "out": str(out), "tensors": len(state)}
     codec = None
     if vqvae_dir is not None:
         codec = VQVAEConfig.from_dict(read_model_config(vqvae_dir, "vqvae")["config"])
     cfg = prior_preset(preset) if preset else prior_config(h, state, codec)
-    with torch.device("meta"):
-        model = build_prior(cfg)
-    converted = convert_prior_state(state, model, consume=True)
-    extra = {"source": str(path)}
-    vocab = _vocab(cfg, h, ids, preset)
+    extra = {"source": source}
+    vocab = _vocab(cfg, h, ids, preset)  # before the long part: a wrong --ids fails at once
     if vocab is not None:
         extra["vocab"] = vocab
     if vqvae_dir is not None:
-        from ..checkpoint import model_id
-
         extra["vqvae"] = {"id": model_id(vqvae_dir), "path": str(Path(vqvae_dir).resolve())}
+    with torch.device("meta"):
+        model = build_prior(cfg)
+    converted = convert_prior_state(state, model, consume=True)
     n = sum(v.numel() for v in converted.values())
     save_state(out, converted, "prior", cfg.to_dict(), **extra)
     return {"kind": "prior", "out": str(out), "tensors": len(converted), "parameters": n}
