@@ -1,7 +1,9 @@
 import json
 import re
+from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -144,3 +146,21 @@ def test_sampling_with_timed_lyrics_writes_their_alignment(lyrics_bundle, tmp_pa
     assert main([*base, "--lyrics", str(tmp_path / "other.txt"), "--out", str(tmp_path / "b")]) == 0
     a, b = CodesFile.load(tmp_path / "a" / "codes.codes"), CodesFile.load(tmp_path / "b" / "codes.codes")
     assert not torch.equal(a.codes[2], b.codes[2])
+
+
+def test_the_shipped_model_samples_every_level_without_model(tmp_path):
+    from openjukebox.models import DEFAULT_MODEL
+
+    if not (DEFAULT_MODEL / "prior_level_2" / "model.safetensors").exists():
+        pytest.fail(f"the default model is missing from {DEFAULT_MODEL}; build it with recipes/default_model.sh")
+    lyrics = Path(__file__).parents[2] / "examples" / "chorale.txt"
+    out = tmp_path / "song"
+    args = ["-q", "sample", "--seconds", "1", "--genre", "sung chorale", "--lyrics", str(lyrics), "--out", str(out)]
+    assert main(args) == 0
+    codes = CodesFile.load(out / "codes.codes")
+    assert sorted(codes.codes) == [0, 1, 2] and codes.n_samples >= 22050
+    for level in (0, 1, 2):
+        audio, sr = sf.read(out / f"level_{level}" / "sample_0.wav")
+        assert sr == 22050 and len(audio) == codes.n_samples and np.abs(audio).max() > 1e-3
+    aligned = json.loads((out / "alignment" / "sample_0.json").read_text())
+    assert aligned["text"].startswith("Nun danket alle Gott")

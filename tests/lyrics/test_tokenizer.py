@@ -73,3 +73,5 @@ def test_a_vocabulary_built_from_training_lyrics_keeps_other_languages():
     with pytest.warns(UserWarning, match="'€'"):
         assert tok.decode(tok.encode("Größe €")) == "Größe "
     assert Tokenizer.from_dict(tok.to_dict()) == tok
+    spaced = Tokenizer.build(["Nun danket alle Gott"])  # no newline in its vocabulary
+    assert spaced.clean("Gott\nNun") == "Gott Nun"

@@ -4,7 +4,8 @@ Id 0 is both "unknown" and padding; characters have ids 1..n. The official vocab
 5b_lyrics, 80 ids with '+'; ``v3``: 1b_lyrics, 79 ids) first fold text to ASCII with ``unidecode``
 as the original did, turn backslashes into newlines, and drop what is not in the vocabulary. A
 vocabulary built from training lyrics keeps the characters it saw (any language, Unicode NFC), so
-it needs no ASCII folding. Dropped characters are reported in a warning, never silently.
+it needs no ASCII folding, and whitespace it lacks (a newline) becomes a space. Dropped characters
+are reported in a warning, never silently.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ class Tokenizer:
         kept, dropped = [], []
         if not self.ascii_fold:
             text = unicodedata.normalize("NFC", text)
+        space = " " in allowed and not self.ascii_fold  # our vocabularies: unknown whitespace becomes a space
         for i, ch in enumerate(text):
             out = (fold(ch) if fold else ch).replace("\\", "\n")
+            if space and out.isspace() and out not in allowed:
+                out = " "
             chosen = [c for c in out if c in allowed]
             if not chosen:
                 dropped.append(ch)
