@@ -62,8 +62,13 @@ def _original_upsampler():
         labels=LabelConfig(timing=False),
         conditioner=ConditionerConfig(width=o["cond_width"], depth=o["cond_depth"], res_scale=o["cond_res_scale"]),
     )
+    return _load_original(cfg, "upsampler_l1.pth.tar")
+
+
+def _load_original(cfg: PriorConfig, checkpoint: str):
+    """Our model of ``cfg`` holding an original checkpoint's weights, through the key table."""
     model = build_prior(cfg).eval()
-    ckpt = torch.load(OPENAI / "upsampler_l1.pth.tar", map_location="cpu", weights_only=True)
+    ckpt = torch.load(OPENAI / checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(convert_prior_state(ckpt["model"], model), strict=True)
     return model
 
@@ -153,10 +158,7 @@ def _original_single_prior():
         ),
         lyrics=LyricsConfig(n_tokens=o["n_tokens"], n_vocab=o["n_vocab"], single_enc_dec=True),
     )
-    model = build_prior(cfg).eval()
-    ckpt = torch.load(OPENAI / "prior_top_single.pth.tar", map_location="cpu", weights_only=True)
-    model.load_state_dict(convert_prior_state(ckpt["model"], model), strict=True)
-    return model
+    return _load_original(cfg, "prior_top_single.pth.tar")
 
 
 def test_single_lyrics_prior_matches_the_original_logits_losses_and_alignment():
