@@ -1,5 +1,6 @@
 """Quality of a complete model, measured: codec, priors, conditioning and lyric alignment.
 
+    pip install -e '.[eval]'
     python benchmarks/eval_model.py --runs WORK [--clips 6] [--seconds 4] [--out WORK/quality.json]
 
 WORK is the folder of ``recipes/default_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
@@ -32,7 +33,10 @@ from openjukebox.training.metrics import read_csv
 
 
 def _mel_features(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Mean and standard deviation over time of 40 log-mel bands: the classifier's features."""
+    """Mean and standard deviation over time of 40 log-mel bands: the classifier's features.
+
+    Band energies are summed from ``torch.stft`` over mel-spaced bands: coarse features, enough for
+    a linear classifier, without a mel library dependency for this one script."""
     x = torch.from_numpy(audio).float()
     spec = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs() ** 2
     freqs = torch.linspace(0, sr / 2, spec.shape[0])

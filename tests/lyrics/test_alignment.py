@@ -46,6 +46,9 @@ def test_windows_fill_the_song_matrix_at_their_characters():
     song.add(2, np.full((4, 3), 2.0), [2, 3, 4], first_new=2)  # rows 2-3 were sampled by the first window
     assert song.matrix[:4, :2].tolist() == [[1, 1]] * 4 and song.matrix[4:, 2:].tolist() == [[2, 2, 2]] * 2
     assert song.matrix[:4, 2:].sum() == 0 and song.matrix[4:, :2].sum() == 0
+    pooled = SongAttention(total_codes=6, n_chars=2, pool=3)  # frames average 3 codes
+    pooled.add(0, np.array([[1.0, 0.0]] * 3 + [[0.0, 0.5]] * 3), [0, 1])
+    assert pooled.matrix.tolist() == [[1.0, 0.0], [0.0, 0.5]]
 
 
 def test_the_most_monotonic_head_is_chosen():

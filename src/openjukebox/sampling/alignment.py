@@ -1,9 +1,10 @@
 """Lyric alignment of sampled songs: the lyrics prior's attention, window by window, turned into times.
 
 For every top-level window the prior is run once, teacher-forced on the sampled codes, recording
-the attention of its lyric layers; the chosen head's weights (codes x window characters) go into a
-song-wide matrix at the characters' song positions, as in the original's ``get_alignment``. The
-head is the config's ``alignment_layer``/``alignment_head`` when given, else the most monotonic one.
+the attention of the alignment layer; the head's weights (codes x window characters) go into a
+song-wide matrix at the characters' song positions, as in the original's ``get_alignment``. One
+window's weights are in memory at a time. The head is the one asked for, else the config's
+``alignment_layer``/``alignment_head``, else the most monotonic one on the first windows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..lyrics.alignment import Alignment, SongAttention, choose_head
+from ..lyrics.alignment import FRAME_RATE, Alignment, SongAttention, choose_head
 from ..lyrics.timed import SongLyrics
 from ..lyrics.tokenizer import Tokenizer
 from ..prior.model import Prior
@@ -28,43 +29,54 @@ def align_songs(
     tokenizer: Tokenizer,
     hop_fraction: float,
     head: tuple[int, int] | None = None,
+    probe_windows: int = 4,
 ) -> tuple[list[tuple[Alignment, np.ndarray]], dict]:
     """Alignments of ``lyrics`` to the top-level ``codes`` (n, T) sampled with label rows ``y``.
 
-    Returns [(alignment, song attention matrix (T, characters))] per song, and what was used:
-    {"layer", "head", "chosen": automatically or not, "score", "frame_seconds"}.
+    Returns [(alignment, song attention matrix (frames, characters))] per song, and what was used:
+    {"layer", "head", "chosen", "score", "frame_seconds"}. Without a head (given or the model's),
+    the most monotonic one on the first ``probe_windows`` windows of the first song is used.
     """
     cfg = prior.cfg
-    device = prior.pos_emb.device
-    total = codes.shape[1]
-    windows = plan_windows(total, cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
+    windows = plan_windows(codes.shape[1], cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
     lc = cfg.lyrics
     if head is None and lc.alignment_layer is not None:
         head = (lc.alignment_layer, lc.alignment_head or 0)
-    layers = [head[0]] if head else prior.lyric_layers()
-    recorded: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-    indices = []
-    for w in windows:
-        y_w, idx = window_labels(y, w.start, cfg, lyrics)
-        cond = prior.condition(y_w.to(device))
-        window_codes = F.pad(codes[:, w.start : w.end], (0, cfg.n_ctx - (w.end - w.start))).to(device)
-        for layer in layers:
-            att = prior.lyric_attention(window_codes, cond, layer)[:, :, : w.end - w.start]
-            recorded[layer].append(att.float().cpu().numpy())  # (n, H, codes, n_tokens)
-        indices.append(idx)
-    if head is None:
-        per_layer = {layer: [a[0] for a in windows_att] for layer, windows_att in recorded.items()}
-        layer, h, score = choose_head(per_layer)
+        used = {"layer": head[0], "head": head[1], "chosen": "the model's"}
+    elif head is None:
+        probes = {layer: [] for layer in prior.lyric_layers()}
+        for w in windows[:probe_windows]:
+            for layer, att in _window_attention(prior, codes, y, lyrics, w, probes)[0].items():
+                probes[layer].append(att[0])
+        layer, h, score = choose_head(probes)
+        head = (layer, h)
         used = {"layer": layer, "head": h, "chosen": "automatically (most monotonic)", "score": round(score, 4)}
     else:
-        (layer, h), used = head, {"layer": head[0], "head": head[1], "chosen": "given"}
-    frame_seconds = cfg.hop_length / cfg.sample_rate
-    used["frame_seconds"] = frame_seconds
+        used = {"layer": head[0], "head": head[1], "chosen": "given"}
+    code_seconds = cfg.hop_length / cfg.sample_rate
+    pool = max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    used["frame_seconds"] = code_seconds * pool
+    matrices = [SongAttention(codes.shape[1], len(song.tokens), pool) for song in lyrics]
+    for w in windows:  # one window in memory at a time
+        weights, indices = _window_attention(prior, codes, y, lyrics, w, [head[0]])
+        for i, matrix in enumerate(matrices):
+            matrix.add(w.start, weights[head[0]][i, head[1]], indices[i], first_new=max(0, w.primed - w.start))
     results = []
-    for i, song in enumerate(lyrics):
-        matrix = SongAttention(total, len(song.tokens))
-        for k, w in enumerate(windows):
-            matrix.add(w.start, recorded[layer][k][i, h], indices[k][i], first_new=max(0, w.primed - w.start))
+    for song, matrix in zip(lyrics, matrices, strict=True):
         text = tokenizer.decode(song.tokens)
-        results.append((Alignment.from_matrix(text, matrix.matrix, frame_seconds), matrix.matrix))
+        results.append((Alignment.from_matrix(text, matrix.matrix, used["frame_seconds"]), matrix.matrix))
     return results, used
+
+
+def _window_attention(prior: Prior, codes, y, lyrics, window, layers) -> tuple[dict[int, np.ndarray], list]:
+    """Attention (n, H, window codes, n_tokens) of ``layers`` for one window, and its characters' indices."""
+    cfg = prior.cfg
+    device = prior.pos_emb.device
+    y_w, indices = window_labels(y, window.start, cfg, lyrics)
+    cond = prior.condition(y_w.to(device))
+    length = window.end - window.start
+    window_codes = F.pad(codes[:, window.start : window.end], (0, cfg.n_ctx - length)).to(device)
+    weights = {
+        layer: prior.lyric_attention(window_codes, cond, layer)[:, :, :length].float().cpu().numpy() for layer in layers
+    }
+    return weights, indices
