@@ -145,3 +145,26 @@ def test_ids_are_stored_with_the_imported_prior(imported, tmp_path):
     _, bare, _ = load_prior(imported / "prior_top_single")
     with pytest.raises(ValueError, match="import it again with --ids"):
         bare.artist_id("Alan Jackson")
+
+
+def test_a_release_folder_becomes_ready_to_sample_bundles(tmp_path):
+    import shutil
+
+    from openjukebox.convert.importer import import_release
+    from openjukebox.sampling.bundle import Bundle
+
+    release = tmp_path / "models"
+    for src, dest in (
+        ("vqvae.pth.tar", "5b/vqvae.pth.tar"),
+        ("upsampler_l1.pth.tar", "5b/prior_level_1.pth.tar"),
+        ("prior_top_single.pth.tar", "1b_lyrics/prior_level_2.pth.tar"),
+    ):
+        (release / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(OPENAI / src, release / dest)
+    done = import_release(release, tmp_path / "out", ids=None, presets=False)  # tiny files: their own hps
+    assert [d["kind"] for d in done] == ["vqvae", "prior", "prior"]
+    bundle = Bundle(tmp_path / "out" / "1b_lyrics")
+    assert sorted(bundle.configs) == [1, 2] and bundle.sings and (tmp_path / "out" / "1b_lyrics" / "vqvae").is_symlink()
+    assert not (tmp_path / "out" / "5b").exists()  # no 5b top prior in this release folder
+    with pytest.raises(ConversionError, match="has no 5b/vqvae.pth.tar"):
+        import_release(tmp_path / "out", tmp_path / "again", ids=None)

@@ -332,10 +332,13 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, ids: str | os.P
     return done
 
 
-def import_release(folder: str | os.PathLike, out: str | os.PathLike, ids: str | os.PathLike | None) -> list[dict]:
+def import_release(
+    folder: str | os.PathLike, out: str | os.PathLike, ids: str | os.PathLike | None, presets: bool = True
+) -> list[dict]:
     """Convert the release layout under ``folder`` into ready-to-sample bundles under ``out``:
     ``out/{5b,5b_lyrics,1b_lyrics}/`` each with vqvae/ and prior_level_{0,1,2}/ (the shared VQ-VAE
-    and upsamplers are converted once and linked into each bundle). One prior in memory at a time."""
+    and upsamplers are converted once and linked into each bundle). One prior in memory at a time.
+    ``presets=False`` describes each model by its stored hps instead of the official presets."""
     folder, out = Path(folder), Path(out)
     found = {rel: folder / rel for rel in RELEASE if (folder / rel).is_file()}
     if "5b/vqvae.pth.tar" not in found:
@@ -346,7 +349,7 @@ def import_release(folder: str | os.PathLike, out: str | os.PathLike, ids: str |
         target, preset = RELEASE[rel]
         dest = shared / target if target.startswith(("vqvae", "prior_level")) else out / target
         vq = None if preset == "vqvae" else shared / "vqvae"
-        done.append(import_checkpoint(path, dest, preset=preset, vqvae_dir=vq, ids=ids))
+        done.append(import_checkpoint(path, dest, preset=preset if presets else None, vqvae_dir=vq, ids=ids))
     for name in ("5b", "5b_lyrics", "1b_lyrics"):
         if not (out / name / "prior_level_2").is_dir():
             continue
