@@ -131,6 +131,13 @@ _TINY = dict(
     l_bins=64, n_ctx=256, width=64, depth=4, heads=2, attn_order=2, blocks=16, init_scale=1.0, sample_rate=22050
 )
 
+_MINI = dict(
+    l_bins=64, n_ctx=512, width=128, depth=8, heads=2, attn_order=2, blocks=16, init_scale=1.0, sample_rate=22050
+)
+_MINI_LABELS = LabelConfig(
+    genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
+)
+
 PRESETS: dict[str, PriorConfig] = {
     "prior_5b": PriorConfig(level=2, labels=LabelConfig(min_duration=60.0)),
     "prior_5b_lyrics": PriorConfig(
@@ -200,6 +207,32 @@ PRESETS: dict[str, PriorConfig] = {
         ),
         lyrics=LyricsConfig(n_tokens=64, n_vocab=80, single_enc_dec=True),
         **{**_TINY, "depth": 16, "attn_order": 12},
+    ),
+    # The default model's shapes: W 128, 3 s of top-level context at 22.05 kHz, upsamplers that also
+    # take artist and genre (as the original's do), so that timbre follows the genre at every level.
+    "mini_top_lyrics": PriorConfig(
+        level=2,
+        labels=_MINI_LABELS,
+        lyrics=LyricsConfig(
+            n_tokens=64, n_vocab=80, width=96, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
+        ),
+        **{**_MINI, "depth": 10, "attn_order": 8},
+    ),
+    "mini_upsampler_1": PriorConfig(
+        level=1,
+        hop_length=32,
+        merged_decoder=False,
+        labels=dataclasses.replace(_MINI_LABELS, timing=False),
+        conditioner=ConditionerConfig(width=64, depth=4, res_scale=True),
+        **{**_MINI, "n_ctx": 512, "depth": 6},
+    ),
+    "mini_upsampler_0": PriorConfig(
+        level=0,
+        hop_length=8,
+        merged_decoder=False,
+        labels=dataclasses.replace(_MINI_LABELS, timing=False),
+        conditioner=ConditionerConfig(width=64, depth=4),
+        **{**_MINI, "n_ctx": 512, "depth": 6},
     ),
     "tiny_upsampler_1": PriorConfig(
         level=1,

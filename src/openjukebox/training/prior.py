@@ -34,6 +34,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny_top": _TINY,
     "tiny_upsampler_1": _TINY,
     "tiny_upsampler_0": _TINY,
+    "mini_top_lyrics": _TINY,
+    "mini_upsampler_1": _TINY,
+    "mini_upsampler_0": _TINY,
     "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
 }
 
