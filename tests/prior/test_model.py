@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from openjukebox.convert.importer import prior_config, read_hparams, vqvae_config
 from openjukebox.convert.openai import ConversionError, convert_prior_state
-from openjukebox.prior.config import ConditionerConfig, LabelConfig, LyricsConfig, PriorConfig, get_preset
+from openjukebox.prior.config import get_preset
 from openjukebox.prior.model import build_prior
 from openjukebox.sampling.sampler import sample_window
 
@@ -43,34 +44,20 @@ def test_every_official_key_maps_onto_our_model(name):
     assert "unexpected keys: ['prior.extra']" in msg and "mlp.fc.weight" in msg and "checkpoint (3, 3)" in msg
 
 
-def _original_upsampler():
-    """The original code's tiny level-1 upsampler, imported through the key table."""
-    o = json.loads((OPENAI / "upsampler_l1_hparams.json").read_text())["overrides"]
-    cfg = PriorConfig(
-        level=o["level"],
-        l_bins=256,
-        n_ctx=o["n_ctx"],
-        width=o["prior_width"],
-        depth=o["prior_depth"],
-        heads=o["heads"],
-        attn_order=o["attn_order"],
-        blocks=o["blocks"],
-        init_scale=o["init_scale"],
-        merged_decoder=False,
-        sample_rate=o["sr"],
-        hop_length=32,
-        labels=LabelConfig(timing=False),
-        conditioner=ConditionerConfig(width=o["cond_width"], depth=o["cond_depth"], res_scale=o["cond_res_scale"]),
-    )
-    return _load_original(cfg, "upsampler_l1.pth.tar")
-
-
-def _load_original(cfg: PriorConfig, checkpoint: str):
-    """Our model of ``cfg`` holding an original checkpoint's weights, through the key table."""
-    model = build_prior(cfg).eval()
-    ckpt = torch.load(OPENAI / checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(convert_prior_state(ckpt["model"], model), strict=True)
+def _load_original(checkpoint: str, hparams: str):
+    """Our prior holding an original checkpoint's weights: its config from the original's hparams and
+    the weights (hop lengths from the tiny VQ-VAE's), its keys through the key table."""
+    state = torch.load(OPENAI / checkpoint, map_location="cpu", weights_only=True)["model"]
+    vq_state = torch.load(OPENAI / "vqvae.pth.tar", map_location="cpu", weights_only=True)["model"]
+    codec = vqvae_config(read_hparams(OPENAI / "vqvae_hparams.json"), vq_state)
+    model = build_prior(prior_config(read_hparams(OPENAI / hparams), state, codec)).eval()
+    model.load_state_dict(convert_prior_state(state, model), strict=True)
     return model
+
+
+def _original_upsampler():
+    """The original code's tiny level-1 upsampler."""
+    return _load_original("upsampler_l1.pth.tar", "upsampler_l1_hparams.json")
 
 
 def test_upsampler_matches_the_original_conditioning_logits_and_loss():
@@ -134,31 +121,7 @@ def test_load_prior_maps_the_file_and_equals_the_saved_model(tmp_path):
 
 def _original_single_prior():
     """The original code's tiny 1b_lyrics-style prior (lyrics and codes in one sequence)."""
-    o = json.loads((OPENAI / "prior_top_single_hparams.json").read_text())["overrides"]
-    cfg = PriorConfig(
-        level=2,
-        l_bins=256,  # the stored hparams say 512; the weights (x_emb 335 = 256 + 79 rows) say 256
-        n_ctx=o["n_ctx"],
-        width=o["prior_width"],
-        depth=o["prior_depth"],
-        heads=o["heads"],
-        attn_order=o["attn_order"],
-        blocks=o["blocks"],
-        init_scale=o["init_scale"],
-        merged_decoder=False,
-        sample_rate=o["sr"],
-        hop_length=128,
-        labels=LabelConfig(
-            genre_bins=o["y_bins"][0],
-            artist_bins=o["y_bins"][1],
-            max_bow_genre_size=o["max_bow_genre_size"],
-            t_bins=o["t_bins"],
-            min_duration=o["min_duration"],
-            max_duration=o["max_duration"],
-        ),
-        lyrics=LyricsConfig(n_tokens=o["n_tokens"], n_vocab=o["n_vocab"], single_enc_dec=True),
-    )
-    return _load_original(cfg, "prior_top_single.pth.tar")
+    return _load_original("prior_top_single.pth.tar", "prior_top_single_hparams.json")
 
 
 def test_single_lyrics_prior_matches_the_original_logits_losses_and_alignment():

@@ -13,13 +13,14 @@ function of the matched index.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
+from .importer import read_checkpoint
 from .openai import ConversionError
 
 WB = {"weight": "w", "bias": "b"}
@@ -134,8 +135,6 @@ def to_original(state: dict[str, torch.Tensor], rules) -> dict[str, torch.Tensor
 def read_hf(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """The parts of a transformers-port checkpoint folder: {"vqvae": ..., "prior_level_2": ..., ...},
     each renamed to the original's keys. Weights are read with weights_only=True (or safetensors)."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
     if not files:
@@ -145,8 +144,6 @@ def read_hf(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
         if f.suffix == ".safetensors":
             merged.update(load_file(f))
         else:
-            from .importer import read_checkpoint
-
             merged.update(read_checkpoint(f)[0])
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in merged.items():
@@ -156,8 +153,3 @@ def read_hf(folder: str | Path) -> dict[str, dict[str, torch.Tensor]]:
         part = "vqvae" if m[1] == "vqvae" else f"prior_level_{2 - int(m[2])}"  # priors.0 is the top level
         parts.setdefault(part, {})[m[3]] = value
     return {p: to_original(s, VQVAE_RULES if p == "vqvae" else PRIOR_RULES) for p, s in parts.items()}
-
-
-def config_json(folder: str | Path) -> dict:
-    path = Path(folder) / "config.json"
-    return json.loads(path.read_text()) if path.exists() else {}

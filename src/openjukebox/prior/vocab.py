@@ -10,6 +10,7 @@ import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 UNKNOWN = "unknown"
 
@@ -93,7 +94,6 @@ class OfficialVocab:
     @classmethod
     def read(cls, ids_dir, version: str) -> OfficialVocab:
         """Read ``{version}_artist_ids.txt`` and ``{version}_genre_ids.txt`` (``name;id`` lines)."""
-        from pathlib import Path
 
         def table(kind: str) -> dict[str, int]:
             path = Path(ids_dir) / f"{version}_{kind}_ids.txt"
