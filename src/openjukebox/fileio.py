@@ -15,11 +15,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
     A crash or exception leaves the old file (if any) untouched and removes the partial one.
+    The file gets the usual permissions (0666 less the umask), so others can read shared models.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the mode an ordinary open() gives, not mkstemp's private 0600
     try:
         yield tmp
         os.replace(tmp, path)
