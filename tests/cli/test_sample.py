@@ -142,10 +142,13 @@ def test_sampling_with_timed_lyrics_writes_their_alignment(lyrics_bundle, tmp_pa
     lrc = stem.with_suffix(".lrc").read_text().splitlines()
     words = [[re.sub(r"<\d\d:\d\d\.\d\d>", "", w) for w in line.split("]", 1)[1].split()] for line in lrc]
     assert words == [["la", "la", "lu"], ["hey", "you"]] and stem.with_suffix(".png").stat().st_size > 1000
-    # the lyrics condition the music: other lyrics, same seed, other codes
+    # other lyrics reach the sampler and the alignment (that they condition the logits is tested on
+    # the prior: a random model's samples are too close to uniform to tell two lyrics apart reliably)
     assert main([*base, "--lyrics", str(tmp_path / "other.txt"), "--out", str(tmp_path / "b")]) == 0
     a, b = CodesFile.load(tmp_path / "a" / "codes.codes"), CodesFile.load(tmp_path / "b" / "codes.codes")
-    assert not torch.equal(a.codes[2], b.codes[2])
+    assert a.extra["sampling"]["lyrics"] != b.extra["sampling"]["lyrics"]
+    other = json.loads((tmp_path / "b" / "alignment" / "sample_0.json").read_text())
+    assert "".join(c["char"] for c in other["characters"]) == "you you hey"
 
 
 def test_the_shipped_model_samples_every_level_without_model(tmp_path):
@@ -164,3 +167,23 @@ def test_the_shipped_model_samples_every_level_without_model(tmp_path):
         assert sr == 22050 and len(audio) == codes.n_samples and np.abs(audio).max() > 1e-3
     aligned = json.loads((out / "alignment" / "sample_0.json").read_text())
     assert aligned["text"].startswith("Nun danket alle Gott")
+
+
+def test_guidance_defaults_to_the_models_label_dropout_and_is_recorded(bundle, tmp_path, capsys):
+    import shutil
+
+    guided = tmp_path / "guided_bundle"
+    shutil.copytree(bundle, guided)
+    config = guided / "prior_level_2" / "config.json"
+    doc = json.loads(config.read_text())
+    config.write_text(json.dumps({**doc, "label_dropout": 0.2}))
+    base = ["-q", "sample", "--artist", "Ada Lovelace", "--genre", "organ", "--seconds", "1.2", "--lowest-level", "2"]
+    settings = lambda out: json.loads((out / "metadata.json").read_text())["settings"]["2"]  # noqa: E731
+    assert main([*base, "--model", str(bundle), "--out", str(tmp_path / "plain")]) == 0
+    assert settings(tmp_path / "plain")["guidance"] == 1.0  # trained without label dropout: no guidance
+    assert main([*base, "--model", str(guided), "--out", str(tmp_path / "default")]) == 0
+    assert settings(tmp_path / "default")["guidance"] == 3.0
+    assert main([*base, "--model", str(guided), "--guidance", "1.5", "--out", str(tmp_path / "given")]) == 0
+    assert settings(tmp_path / "given")["guidance"] == 1.5
+    assert main([*base, "--model", str(guided), "--guidance", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "guidance must be positive" in capsys.readouterr().err

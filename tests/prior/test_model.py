@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -97,6 +98,23 @@ def test_cached_logits_equal_the_full_forward_with_timing():
         prev = torch.nn.functional.pad(codes[:, :-1], (1, 0))
         steps = [model.forward_cached(prev[:, t : t + 37], t, cond, caches) for t in range(0, 256, 37)]
     torch.testing.assert_close(torch.cat(steps, 1), full)
+
+
+@pytest.mark.parametrize("timing", [True, False])
+def test_labels_at_every_position_add_the_start_embedding_to_every_position(timing):
+    base = get_preset("tiny_top")
+    cfg = dataclasses.replace(base, labels=dataclasses.replace(base.labels, timing=timing, every_position=False))
+    torch.manual_seed(0)
+    plain = build_prior(cfg)
+    every = build_prior(dataclasses.replace(cfg, labels=dataclasses.replace(cfg.labels, every_position=True)))
+    every.load_state_dict(plain.state_dict(), strict=True)  # the option adds no weights
+    sr = cfg.sample_rate
+    y = torch.tensor([[30 * sr, 5 * sr, cfg.sample_length, 3, 7], [20 * sr, 0, cfg.sample_length, 1, -1]])
+    a, b = plain.condition(y), every.condition(y)
+    torch.testing.assert_close(b.start, a.start)
+    base_x = a.x_cond if timing else torch.zeros(2, cfg.n_ctx, cfg.width)
+    torch.testing.assert_close(b.x_cond, base_x + a.start.expand(-1, cfg.n_ctx, -1))
+    assert (a.start[0] - a.start[1]).abs().max() > 0  # two different label sets: the test can tell
 
 
 def test_timing_refuses_a_song_shorter_than_the_minimum():

@@ -5,8 +5,8 @@ import torch
 
 from openjukebox.prior.config import get_preset
 from openjukebox.prior.model import build_prior
-from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, window_starts
-from openjukebox.sampling.sampler import filter_logits
+from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, unknown_labels, window_starts
+from openjukebox.sampling.sampler import filter_logits, sample_window
 
 
 def test_window_starts_follow_the_original():
@@ -130,3 +130,44 @@ def test_top_k_and_top_p_keep_exactly_the_right_tokens():
     assert kept(filter_logits(logits, top_p=0.39)) == [1]
     assert kept(filter_logits(logits)) == [0, 1, 2, 3, 4]
     assert torch.equal(filter_logits(logits, top_k=2)[0, [1, 3]], logits[0, [1, 3]])  # kept values unchanged
+
+
+def _guided_setup():
+    torch.manual_seed(0)
+    prior = build_prior(get_preset("tiny_top")).double().eval()
+    with torch.no_grad():  # labels that matter, as in a trained model
+        prior.labels.artist_emb.weight.mul_(100)
+        prior.labels.genre_emb.weight.mul_(100)
+    sr = prior.cfg.sample_rate
+    y = torch.tensor([[30 * sr, 0, prior.cfg.sample_length, 3, 7], [20 * sr, 0, prior.cfg.sample_length, 1, 2]])
+    return prior, y
+
+
+def test_guidance_mixes_the_conditional_and_unknown_label_logits():
+    prior, y = _guided_setup()
+    uncond_y = unknown_labels(y, prior.cfg)
+    assert uncond_y[:, 3].tolist() == [0, 0] and uncond_y[:, 4].tolist() == [-1, -1]
+    assert torch.equal(uncond_y[:, :3], y[:, :3])  # timing is kept
+    cond, uncond = prior.condition(y), prior.condition(uncond_y)
+    seen = {}
+    gen = torch.Generator().manual_seed(3)
+    tokens = sample_window(
+        prior, cond, 48, uncond=uncond, guidance=3.0, generator=gen, on_logits=lambda t, lg: seen.__setitem__(t, lg)
+    )
+    with torch.no_grad():
+        c, u = prior(tokens, cond).float(), prior(tokens, uncond).float()
+    for t in (0, 1, 17, 47):
+        torch.testing.assert_close(seen[t], u[:, t] + 3.0 * (c[:, t] - u[:, t]), rtol=1e-4, atol=1e-4)
+
+
+def test_guidance_against_the_same_labels_or_of_one_is_plain_sampling():
+    prior, y = _guided_setup()
+    cond = prior.condition(y)
+    draw = lambda **kw: sample_window(prior, cond, 30, generator=torch.Generator().manual_seed(5), **kw)  # noqa: E731
+    plain = draw()
+    assert torch.equal(draw(uncond=prior.condition(y), guidance=4.0), plain)
+    assert torch.equal(draw(uncond=prior.condition(unknown_labels(y, prior.cfg)), guidance=1.0), plain)
+    first = {}
+    draw(uncond=prior.condition(unknown_labels(y, prior.cfg)), guidance=4.0, on_logits=first.setdefault)
+    draw(on_logits=lambda t, lg: first.setdefault(-1, lg) if t == 0 else None)
+    assert (first[0] - first[-1]).abs().max() > 1e-3  # the labels, amplified, move the first token's logits

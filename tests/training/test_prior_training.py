@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from openjukebox.checkpoint import load_prior
 from openjukebox.prior.config import get_preset
 from openjukebox.training.metrics import read_csv
-from openjukebox.training.prior import TRAIN_PRESETS, train_prior
+from openjukebox.training.prior import TRAIN_PRESETS, drop_labels, train_prior
 
 
 def _train(manifest, vqvae, out, preset, level, resume=False, **kw):
@@ -95,3 +95,18 @@ def test_the_command_uses_the_cache_it_is_given(labelled_manifest, trained_vqvae
     assert main(args) == 0
     codes = sorted((tmp_path / "c" / "codes" / model_id(vqvae)).glob("*.l2.npy"))
     assert len(codes) == 15 and any((tmp_path / "c" / "audio").iterdir())
+
+
+def test_label_dropout_forgets_artist_and_genres_independently_and_reproducibly():
+    n, slots = 4000, 2
+    y = torch.tensor([[100, 10, 20, 3, 5, 6, 41, 42]] * n)  # 2 genre slots, then 2 lyric tokens
+    assert torch.equal(drop_labels(y, slots, 0.0, [0, 1]), y)
+    assert drop_labels(y, slots, 1.0, [0, 1])[0].tolist() == [100, 10, 20, 0, -1, -1, 41, 42]
+    out = drop_labels(y, slots, 0.3, [0, 1])
+    assert torch.equal(out, drop_labels(y, slots, 0.3, [0, 1]))  # the same step draws the same
+    assert not torch.equal(out, drop_labels(y, slots, 0.3, [0, 2]))
+    no_artist, no_genre = out[:, 3] == 0, out[:, 4] == -1
+    assert torch.equal(no_genre, out[:, 5] == -1)  # a row loses all its genres or none
+    assert torch.equal(out[:, [0, 1, 2, 6, 7]], y[:, [0, 1, 2, 6, 7]])  # timing and lyrics are kept
+    assert abs(no_artist.float().mean() - 0.3) < 0.03 and abs(no_genre.float().mean() - 0.3) < 0.03
+    assert abs((no_artist & no_genre).float().mean() - 0.09) < 0.02  # independent

@@ -21,7 +21,7 @@ def _is_main_process() -> bool:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    names = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every")
+    names = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every", "label_dropout")
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
@@ -121,6 +121,7 @@ def _sample(args: argparse.Namespace) -> int:
         codes_file=args.codes,
         lyrics_file=args.lyrics,
         alignment_head=_layer_head(args.alignment_head),
+        guidance=args.guidance,
     )
     _report_sampled(meta, args.out)
     return 0
@@ -152,6 +153,7 @@ def _compose(args: argparse.Namespace) -> int:
         args.device,
         progress=not args.quiet,
         temperature=args.temperature,
+        guidance=args.guidance,
     )
     _report_sampled(meta, Path(args.out) / "final")
     return 0
@@ -267,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(tp, default_preset="tiny_top")
     tp.add_argument("--level", type=int, required=True, help="VQ-VAE level: the top for a prior, lower for upsamplers")
     tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
+    tp.add_argument(
+        "--label-dropout",
+        type=float,
+        help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
+    )
     tp.set_defaults(func=_train_prior)
 
     enc = sub.add_parser("encode", help="audio file -> codes file")
@@ -300,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--top-k", type=int, default=0)
     smp.add_argument("--top-p", type=float, default=0.0)
     smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument(
+        "--guidance",
+        type=float,
+        help="classifier-free guidance on artist and genre: 1 none, 2-5 stronger "
+        "(default: 3 for models trained with --label-dropout, else 1)",
+    )
     smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
     smp.add_argument("--prompt", help="primed mode: an audio file whose beginning the songs continue")
     smp.add_argument("--prompt-seconds", type=float, default=2.0, help="how much of --prompt to keep")
@@ -324,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--artist")
     cmp.add_argument("--genre")
     cmp.add_argument("--temperature", type=float, default=0.99)
+    cmp.add_argument("--guidance", type=float, help="as for sample")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--device")
     cmp.set_defaults(func=_compose)

@@ -41,7 +41,8 @@ class RangeEmbedding(nn.Module):
 
 
 class LabelConditioner(nn.Module):
-    """Label rows (N, 4+G) -> start embedding (N, 1, W) and timing embedding (N, n_ctx, W) or None."""
+    """Label rows (N, 4+G) -> start embedding (N, 1, W) and per-position embedding (N, n_ctx, W) or None:
+    timing, plus the start embedding with ``every_position``."""
 
     def __init__(
         self,
@@ -53,8 +54,10 @@ class LabelConditioner(nn.Module):
         timing: bool,
         min_samples: float,
         max_samples: float,
+        every_position: bool = False,
     ):
         super().__init__()
+        self.n_ctx, self.every_position = n_ctx, every_position
         self.genre_emb = nn.Embedding(genre_bins, width)
         self.artist_emb = nn.Embedding(artist_bins, width)
         self.timing = timing
@@ -67,8 +70,9 @@ class LabelConditioner(nn.Module):
         total, offset, length, artist, genres = y[:, 0:1], y[:, 1:2], y[:, 2:3], y[:, 3:4], y[:, 4:]
         valid = (genres >= 0).unsqueeze(-1).to(self.genre_emb.weight.dtype)
         start = self.artist_emb(artist) + (self.genre_emb(genres.clamp(min=0)) * valid).sum(1, keepdim=True)
+        labels = start.expand(-1, self.n_ctx, -1) if self.every_position else None
         if not self.timing:
-            return start, None
+            return start, labels
         if (total < self.total_length_emb.lo).any():
             raise ValueError(
                 f"a total length of {total.min().item()} samples is below this model's minimum "
@@ -80,7 +84,7 @@ class LabelConditioner(nn.Module):
             + self.absolute_pos_emb(begin, end)
             + self.relative_pos_emb(begin / total, end / total)
         )
-        return start, timing
+        return start, timing if labels is None else timing + labels
 
 
 class UpsamplerConditioner(nn.Module):

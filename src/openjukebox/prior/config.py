@@ -21,6 +21,9 @@ class LabelConfig:
     timing: bool = True
     min_duration: float = 60.0  # seconds; shorter songs cannot be timed by this model
     max_duration: float = 600.0
+    # Not in the original: also add the artist/genre embedding at every position (as timing is), so
+    # that a small model cannot lose its labels along the window. No new weights.
+    every_position: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,15 @@ _TINY = dict(
 _MINI = dict(
     l_bins=64, n_ctx=512, width=128, depth=8, heads=2, attn_order=2, blocks=16, init_scale=1.0, sample_rate=22050
 )
-_MINI_LABELS = LabelConfig(
-    genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
+# Labels of our own small models: artist and genre at every position, so that they hold along the window.
+_OWN_LABELS = LabelConfig(
+    genre_bins=16,
+    artist_bins=16,
+    max_bow_genre_size=1,
+    t_bins=32,
+    min_duration=1.0,
+    max_duration=120.0,
+    every_position=True,
 )
 
 PRESETS: dict[str, PriorConfig] = {
@@ -182,18 +192,14 @@ PRESETS: dict[str, PriorConfig] = {
     # CPU-trainable presets for a `small`/`tiny` VQ-VAE at 22.05 kHz.
     "tiny_top": PriorConfig(
         level=2,
-        labels=LabelConfig(
-            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
-        ),
+        labels=_OWN_LABELS,
         **_TINY,
     ),
     # Tiny lyric priors: the separate encoder-decoder (attn_order 8: cross-attention in layer 9)
     # and the single-sequence variant (prime attention in layer 15).
     "tiny_top_lyrics": PriorConfig(
         level=2,
-        labels=LabelConfig(
-            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
-        ),
+        labels=_OWN_LABELS,
         lyrics=LyricsConfig(
             n_tokens=64, n_vocab=80, width=64, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
         ),
@@ -202,9 +208,7 @@ PRESETS: dict[str, PriorConfig] = {
     "tiny_top_single": PriorConfig(
         level=2,
         merged_decoder=False,
-        labels=LabelConfig(
-            genre_bins=16, artist_bins=16, max_bow_genre_size=1, t_bins=32, min_duration=1.0, max_duration=120.0
-        ),
+        labels=_OWN_LABELS,
         lyrics=LyricsConfig(n_tokens=64, n_vocab=80, single_enc_dec=True),
         **{**_TINY, "depth": 16, "attn_order": 12},
     ),
@@ -212,7 +216,7 @@ PRESETS: dict[str, PriorConfig] = {
     # take artist and genre (as the original's do), so that timbre follows the genre at every level.
     "mini_top_lyrics": PriorConfig(
         level=2,
-        labels=_MINI_LABELS,
+        labels=_OWN_LABELS,
         lyrics=LyricsConfig(
             n_tokens=64, n_vocab=80, width=96, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
         ),
@@ -222,7 +226,7 @@ PRESETS: dict[str, PriorConfig] = {
         level=1,
         hop_length=32,
         merged_decoder=False,
-        labels=dataclasses.replace(_MINI_LABELS, timing=False),
+        labels=dataclasses.replace(_OWN_LABELS, timing=False),
         conditioner=ConditionerConfig(width=64, depth=4, res_scale=True),
         **{**_MINI, "n_ctx": 512, "depth": 6},
     ),
@@ -230,7 +234,7 @@ PRESETS: dict[str, PriorConfig] = {
         level=0,
         hop_length=8,
         merged_decoder=False,
-        labels=dataclasses.replace(_MINI_LABELS, timing=False),
+        labels=dataclasses.replace(_OWN_LABELS, timing=False),
         conditioner=ConditionerConfig(width=64, depth=4),
         **{**_MINI, "n_ctx": 512, "depth": 6},
     ),

@@ -266,6 +266,7 @@ def build_prior(cfg: PriorConfig) -> Prior:
             lc.timing,
             lc.min_duration * cfg.sample_rate,
             lc.max_duration * cfg.sample_rate,
+            lc.every_position,
         )
     conditioner = None
     if cfg.conditioner is not None:

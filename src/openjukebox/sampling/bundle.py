@@ -23,6 +23,8 @@ from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from ..prior.vocab import LabelVocab, vocab_from_dict
 
+DEFAULT_GUIDANCE = 3.0  # for priors trained with label dropout; see benchmarks/eval_model.py
+
 
 class Bundle:
     def __init__(self, path: str | os.PathLike):
@@ -41,6 +43,7 @@ class Bundle:
             lv: Tokenizer.from_dict(doc["vocab"]["lyrics"]) if (doc.get("vocab") or {}).get("lyrics") else None
             for lv, doc in docs.items()
         }
+        self.label_dropout = {lv: float(doc.get("label_dropout") or 0.0) for lv, doc in docs.items()}
         top = max(self.configs)
         if sorted(self.configs) != list(range(min(self.configs), top + 1)):
             raise ValueError(f"{self.path}: prior levels {sorted(self.configs)} are not contiguous")
@@ -111,6 +114,15 @@ class Bundle:
             ]
             rows[lv] = torch.tensor([row] * n)
         return rows
+
+    def guidance(self, level: int, requested: float | None) -> float:
+        """The guidance to sample ``level`` with: ``requested``, else DEFAULT_GUIDANCE for a prior
+        trained with label dropout (it knows the unconditional side), else 1 (none)."""
+        if requested is not None:
+            if requested <= 0:
+                raise ValueError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested}")
+            return requested
+        return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
         return load_prior(self.prior_dirs[level], device)[0]

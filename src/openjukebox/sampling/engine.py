@@ -39,6 +39,7 @@ class LevelSettings:
     top_k: int = 0
     top_p: float = 0.0
     hop_fraction: float = 0.5
+    guidance: float = 1.0  # classifier-free guidance on artist and genre; 1: none
     chunk_size: int = 64  # prefill chunk: bounds the memory of priming
     max_batch: int = 16  # samples drawn together; more are split into batches
 
@@ -84,6 +85,14 @@ def window_labels(
         y[i, -n:] = torch.tensor(tokens)
         indices.append(idx)
     return y, indices
+
+
+def unknown_labels(y: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
+    """The label rows with artist unknown (0) and no genre (-1): the unconditional side of guidance."""
+    y = y.clone()
+    y[:, 3] = 0
+    y[:, 4 : 4 + cfg.labels.max_bow_genre_size] = -1
+    return y
 
 
 def window_seed(seed: int, level: int, index: int) -> int:
@@ -134,7 +143,11 @@ def sample_level(
             songs = None if lyrics is None else lyrics[rows]
             y_w = None if y is None else window_labels(y[rows], window.start, cfg, songs)[0].to(device)
             above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
-            cond = prior.condition(y_w, None if above_w is None else above_w.to(device), batch=out[rows].shape[0])
+            above_w = None if above_w is None else above_w.to(device)
+            cond = prior.condition(y_w, above_w, batch=out[rows].shape[0])
+            guide = {}
+            if settings.guidance != 1.0 and y_w is not None:
+                guide = {"uncond": prior.condition(unknown_labels(y_w, cfg), above_w), "guidance": settings.guidance}
             known = min(max(window.primed, done), window.end)  # given codes are never re-sampled
             prompt = out[rows, window.start : known]
             batch = prompt.shape[0]
@@ -149,6 +162,7 @@ def sample_level(
                 generator=gen,
                 chunk_size=settings.chunk_size,
                 progress=None if on_tokens is None else lambda k, b=batch: on_tokens(k * b),
+                **guide,
             )
         if on_window is not None:
             on_window(window, out[:, : window.end])

@@ -46,11 +46,17 @@ def sample_window(
     chunk_size: int = 64,
     on_logits: Callable[[int, torch.Tensor], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    uncond: Conditioning | None = None,
+    guidance: float = 1.0,
 ) -> torch.Tensor:
     """Codes (N, length): ``prompt`` (N, P) kept, positions P..length-1 sampled.
 
     The prompt is prefilled in chunks of ``chunk_size`` positions to bound memory. ``on_logits``
-    sees the raw logits (N, V) of every sampled position; ``progress`` is told of each new token.
+    sees the logits (N, V) of every sampled position; ``progress`` is told of each new token.
+
+    Classifier-free guidance: with ``uncond`` (the same windows with the labels unknown) and
+    ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a
+    prior trained with label dropout.
     """
     n = cond.start.shape[0]
     device = cond.start.device
@@ -58,13 +64,20 @@ def sample_window(
     p = 0 if prompt is None else prompt.shape[1]
     if p:
         tokens[:, :p] = prompt
-    caches = prior.make_caches(cond)
+    guided = uncond is not None and guidance != 1.0
+    run_cond = _cat(cond, uncond) if guided else cond
+    both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # noqa: E731
+    caches = prior.make_caches(run_cond)
     for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
         c = min(chunk_size, p - t)
-        prior.forward_cached(F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0)), t, cond, caches)
+        prev = F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0))
+        prior.forward_cached(both(prev), t, run_cond, caches)
     for t in range(p, length):
         prev = tokens[:, t - 1 : t] if t > 0 else tokens[:, :1]
-        logits = prior.forward_cached(prev, t, cond, caches)[:, -1].float()
+        logits = prior.forward_cached(both(prev), t, run_cond, caches)[:, -1].float()
+        if guided:
+            c, u = logits[:n], logits[n:]
+            logits = u + guidance * (c - u)
         if on_logits is not None:
             on_logits(t, logits)
         logits = filter_logits(logits / temperature, top_k, top_p)
@@ -74,3 +87,11 @@ def sample_window(
         if progress is not None:
             progress(1)
     return tokens.clamp_(min=0)
+
+
+def _cat(a: Conditioning, b: Conditioning) -> Conditioning:
+    """Two conditionings of N windows each as one of 2N."""
+    join = lambda x, y: None if x is None else torch.cat([x, y])  # noqa: E731
+    return Conditioning(
+        join(a.start, b.start), join(a.x_cond, b.x_cond), join(a.lyrics, b.lyrics), join(a.encoder, b.encoder)
+    )

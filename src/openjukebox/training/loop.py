@@ -46,6 +46,9 @@ class TrainConfig:
     val_crops_per_file: int = 4
     seed: int = 0
     bf16: bool = False
+    # Priors: the probability that a window's artist, and independently its genres, are replaced by
+    # "unknown" (artist 0, no genre). It teaches the unconditional model that guidance needs.
+    label_dropout: float = 0.0
 
 
 def open_run(out: Path, resume: bool) -> dict | None:

@@ -12,6 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -30,11 +31,12 @@ from .loop import TrainConfig, TrainingRun, open_run
 from .vqvae import prepare_training_audio
 
 _TINY = TrainConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100)
+_TOP = dataclasses.replace(_TINY, label_dropout=0.2)  # top priors: guidance-ready
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "tiny_top": _TINY,
+    "tiny_top": _TOP,
     "tiny_upsampler_1": _TINY,
     "tiny_upsampler_0": _TINY,
-    "mini_top_lyrics": _TINY,
+    "mini_top_lyrics": _TOP,
     "mini_upsampler_1": _TINY,
     "mini_upsampler_0": _TINY,
     "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
@@ -50,6 +52,16 @@ class PriorLoss(nn.Module):
 
     def forward(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> torch.Tensor:
         return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
+
+
+def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) -> torch.Tensor:
+    """Label rows with each row's artist (and, independently, its genres) set to unknown with
+    probability ``p``: artist 0, genre slots -1. Seeded by ``seed``, so a resumed run draws the same."""
+    y = y.clone()
+    drop = torch.from_numpy(np.random.default_rng(seed).random((y.shape[0], 2)) < p)
+    y[drop[:, 0], 3] = 0
+    y[drop[:, 1], 4 : 4 + genre_slots] = -1
+    return y
 
 
 def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: Tokenizer | None) -> PriorConfig:
@@ -169,7 +181,12 @@ class PriorRun(TrainingRun):
         self.setup(out, tc, dist, PriorLoss(build_prior(self.cfg)), state)
 
     def batch(self, step: int, batch_size: int) -> tuple:
-        return self.train_windows.batch(batch_size, step, self.dist.rank)
+        codes, y, above = self.train_windows.batch(batch_size, step, self.dist.rank)
+        if self.tc.label_dropout > 0 and self.cfg.labels is not None:
+            y = drop_labels(
+                y, self.cfg.labels.max_bow_genre_size, self.tc.label_dropout, [self.tc.seed, step, self.dist.rank, 1]
+            )
+        return codes, y, above
 
     def loss(self, module: nn.Module, batch: tuple):
         loss = module(*batch)
@@ -241,6 +258,7 @@ class PriorRun(TrainingRun):
             vocab={**self.vocab.to_dict(), "lyrics": None if self.tokenizer is None else self.tokenizer.to_dict()},
             vqvae={"id": self.vq_id, "path": self.vq_dir},
             trained_steps=done,
+            label_dropout=self.tc.label_dropout,  # > 0: the model can be sampled with guidance
         )
 
 
