@@ -26,7 +26,7 @@ from openjukebox.codec.config import get_preset as codec_preset
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.config import get_preset
-from openjukebox.sampling.alignment import align_songs
+from openjukebox.sampling.alignment import timing_errors
 from openjukebox.training.prior import TRAIN_PRESETS as PRIOR_TRAIN
 from openjukebox.training.prior import train_prior
 from openjukebox.training.vqvae import TRAIN_PRESETS as VQ_TRAIN
@@ -77,13 +77,9 @@ def main() -> None:
         path = held.parent / entry["path"]
         song = read_lyrics(entry, path, tokenizer)
         codes = encode(path, vq_dir, levels=[2]).codes[2]
-        n_samples = codes.shape[1] * prior.cfg.hop_length
-        y = torch.tensor([[n_samples, 0, prior.cfg.sample_length, 1, 1, *[0] * lc.n_tokens]])
-        [(alignment, _)], _ = align_songs(prior, codes, y, [song], tokenizer, hop_fraction=0.5)
-        truth = np.array(song.times)
-        errors.extend(np.abs(np.array(alignment.times) - truth))
-        linear = np.arange(len(truth)) / len(truth) * n_samples / SR
-        linear_errors.extend(np.abs(linear - truth))
+        error, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,))
+        errors.extend(error)
+        linear_errors.extend(linear)
     errors, linear_errors = np.array(errors), np.array(linear_errors)
     print(
         f"{args.preset}, {lc.n_tokens} lyric tokens per window: {len(errors)} held-out characters, "

@@ -2,11 +2,16 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 
+from openjukebox.api import encode
 from openjukebox.audio.sung_letters import write_sung_letters
 from openjukebox.checkpoint import load_prior
+from openjukebox.lyrics.timed import read_lyrics
+from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.config import get_preset
+from openjukebox.sampling.alignment import timing_errors
 from openjukebox.training.prior import TRAIN_PRESETS, train_prior
 
 
@@ -36,3 +41,16 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     assert final["lyrics_bits_per_token"] < math.log2(len(chars) + 1) - 0.5
     assert prior.cfg.lyrics.alignment_layer in prior.lyric_layers()
     assert 0 <= prior.cfg.lyrics.alignment_head < prior.cfg.heads
+    # the exported alignment of a song with known times, against the truth and the linear rule
+    entry = json.loads(sung_manifest.read_text().splitlines()[0])
+    path = sung_manifest.parent / entry["path"]
+    tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
+    song = read_lyrics(entry, path, tokenizer)
+    codes = encode(path, vqvae, levels=[2]).codes[2]
+    errors, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,))
+    seconds = codes.shape[1] * prior.cfg.hop_length / 22050
+    assert errors.shape == linear.shape == (len(song.tokens),)
+    assert 0 <= errors.min() and errors.max() <= seconds
+    assert linear[0] == 0.0  # the first letter is sung at 0 s, where the linear rule puts it
+    truth = np.array(song.times)
+    np.testing.assert_allclose(linear, np.abs(np.arange(len(truth)) / len(truth) * seconds - truth))

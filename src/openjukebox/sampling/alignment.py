@@ -80,3 +80,23 @@ def _window_attention(prior: Prior, codes, y, lyrics, window, layers) -> tuple[d
         layer: prior.lyric_attention(window_codes, cond, layer)[:, :, :length].float().cpu().numpy() for layer in layers
     }
     return weights, indices
+
+
+def timing_errors(
+    prior: Prior, tokenizer: Tokenizer, codes: torch.Tensor, song: SongLyrics, artist: int = 0, genres: tuple = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """How far the alignment of a song with known character times is from the truth, in seconds.
+
+    ``codes`` (1, T): the song's true top-level codes; ``song``: its timed lyrics. Returns the
+    absolute error of every character's aligned start time, and that of the linear rule (the
+    characters spread evenly over the song), the baseline an alignment has to beat.
+    """
+    cfg = prior.cfg
+    n_samples = codes.shape[1] * cfg.hop_length
+    slots = cfg.labels.max_bow_genre_size
+    genre_row = [*genres, *[-1] * (slots - len(genres))]
+    y = torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
+    [(alignment, _)], _ = align_songs(prior, codes, y, [song], tokenizer, hop_fraction=0.5)
+    truth = np.array(song.times)
+    linear = np.arange(len(truth)) / len(truth) * n_samples / cfg.sample_rate
+    return np.abs(np.array(alignment.times) - truth), np.abs(linear - truth)
