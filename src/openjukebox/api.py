@@ -188,6 +188,8 @@ def sample(
 
     def tokens(level: int, k: int) -> None:  # one bar per level: tokens/s and ETA
         if level not in bars:
+            for bar in bars.values():  # the level above is done: its rate and time stay as they were
+                bar.close()
             initial = n_samples * done.get(str(level), 0)
             bars[level] = tqdm(
                 total=n_samples * totals[level],
