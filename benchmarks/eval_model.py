@@ -1,14 +1,16 @@
 """Quality of a complete model, measured: codec, priors, conditioning and lyric alignment.
 
     pip install -e '.[eval]'
-    python benchmarks/eval_model.py --runs WORK [--clips 6] [--seconds 4] [--out WORK/quality.json]
+    python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3] [--out WORK/quality.json]
 
 WORK is the folder of ``recipes/default_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
 their held-out split and val.csv), bundle/, all.jsonl. Prints and writes:
 - VQ-VAE spectral convergence per level on the held-out tracks (dB, lower is better);
 - validation bits per token of every prior next to the unigram entropy of its codes;
-- conditioning: logistic regression on log-mel statistics, trained on clips of the real training
-  data, classifies clips the model generates for each requested genre and artist (accuracy vs chance);
+- conditioning: logistic regression on log-mel statistics, trained on the real training clips as
+  the VQ-VAE renders them, classifies clips generated for every (artist, genre) pair of the training
+  data, at each ``--guidance`` value, at the top level alone and through the full model (accuracy
+  vs chance); a classifier trained on the raw recordings is reported too;
 - lyrics: median error (s) of the alignment exported for the held-out sung chorales.
 """
 
