@@ -130,13 +130,8 @@ def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list
             part: [_mel_features(_through_codec(vq, a, lv)) for a, _, _ in rows]
             for part, rows in (("train", train), ("held", held))
         }
-    requests = sorted(
-        {
-            (e["artist"], e["genre"])
-            for e in entries
-            if str((runs / e["path"]).resolve()) in {str(Path(p).resolve()) for p in split["train"]}
-        }
-    )
+    train_paths = {str(Path(p).resolve()) for p in split["train"]}
+    requests = sorted({(e["artist"], e["genre"]) for e in entries if str((runs / e["path"]).resolve()) in train_paths})
     generated = {}  # guidance -> level -> [(features, artist, genre)]
     for g in guidances:
         generated[g] = {lv: [] for lv in levels}

@@ -3,9 +3,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from openjukebox.prior.conditioning import forget_labels
 from openjukebox.prior.config import get_preset
 from openjukebox.prior.model import build_prior
-from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, unknown_labels, window_starts
+from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, window_starts
 from openjukebox.sampling.sampler import filter_logits, sample_window
 
 
@@ -145,7 +146,7 @@ def _guided_setup():
 
 def test_guidance_mixes_the_conditional_and_unknown_label_logits():
     prior, y = _guided_setup()
-    uncond_y = unknown_labels(y, prior.cfg)
+    uncond_y = forget_labels(y, prior.cfg.labels.max_bow_genre_size)
     assert uncond_y[:, 3].tolist() == [0, 0] and uncond_y[:, 4].tolist() == [-1, -1]
     assert torch.equal(uncond_y[:, :3], y[:, :3])  # timing is kept
     cond, uncond = prior.condition(y), prior.condition(uncond_y)
@@ -166,8 +167,14 @@ def test_guidance_against_the_same_labels_or_of_one_is_plain_sampling():
     draw = lambda **kw: sample_window(prior, cond, 30, generator=torch.Generator().manual_seed(5), **kw)  # noqa: E731
     plain = draw()
     assert torch.equal(draw(uncond=prior.condition(y), guidance=4.0), plain)
-    assert torch.equal(draw(uncond=prior.condition(unknown_labels(y, prior.cfg)), guidance=1.0), plain)
+    assert torch.equal(
+        draw(uncond=prior.condition(forget_labels(y, prior.cfg.labels.max_bow_genre_size)), guidance=1.0), plain
+    )
     first = {}
-    draw(uncond=prior.condition(unknown_labels(y, prior.cfg)), guidance=4.0, on_logits=first.setdefault)
+    draw(
+        uncond=prior.condition(forget_labels(y, prior.cfg.labels.max_bow_genre_size)),
+        guidance=4.0,
+        on_logits=first.setdefault,
+    )
     draw(on_logits=lambda t, lg: first.setdefault(-1, lg) if t == 0 else None)
     assert (first[0] - first[-1]).abs().max() > 1e-3  # the labels, amplified, move the first token's logits

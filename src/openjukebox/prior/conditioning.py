@@ -14,6 +14,16 @@ from ..codec.layers import DecoderConvBlock
 from ..transformer.model import LayerNorm
 
 
+def forget_labels(y: torch.Tensor, genre_slots: int, artist_rows=slice(None), genre_rows=slice(None)) -> torch.Tensor:
+    """Label rows with the artist of ``artist_rows`` unknown (0) and the genres of ``genre_rows``
+    absent (-1); all rows by default. Timing and lyric columns are kept. This is the unconditional
+    side of guidance, and what label dropout trains."""
+    y = y.clone()
+    y[artist_rows, 3] = 0
+    y[genre_rows, 4 : 4 + genre_slots] = -1
+    return y
+
+
 class RangeEmbedding(nn.Module):
     """Embed positions in [lo, hi) by binning: (N, 1) start [and end] -> (N, n_time, W).
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..lyrics.timed import SongLyrics
+from ..prior.conditioning import forget_labels
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .sampler import sample_window
@@ -87,14 +88,6 @@ def window_labels(
     return y, indices
 
 
-def unknown_labels(y: torch.Tensor, cfg: PriorConfig) -> torch.Tensor:
-    """The label rows with artist unknown (0) and no genre (-1): the unconditional side of guidance."""
-    y = y.clone()
-    y[:, 3] = 0
-    y[:, 4 : 4 + cfg.labels.max_bow_genre_size] = -1
-    return y
-
-
 def window_seed(seed: int, level: int, index: int) -> int:
     return (seed * 1_000_003 + level * 10_007 + index) % (2**63)
 
@@ -147,7 +140,8 @@ def sample_level(
             cond = prior.condition(y_w, above_w, batch=out[rows].shape[0])
             guide = {}
             if settings.guidance != 1.0 and y_w is not None:
-                guide = {"uncond": prior.condition(unknown_labels(y_w, cfg), above_w), "guidance": settings.guidance}
+                unknown = forget_labels(y_w, cfg.labels.max_bow_genre_size)
+                guide = {"uncond": prior.condition(unknown, above_w), "guidance": settings.guidance}
             known = min(max(window.primed, done), window.end)  # given codes are never re-sampled
             prompt = out[rows, window.start : known]
             batch = prompt.shape[0]

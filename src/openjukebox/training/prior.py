@@ -22,6 +22,7 @@ from ..fileio import default_cache_dir
 from ..lyrics.alignment import choose_head
 from ..lyrics.timed import all_lyric_text
 from ..lyrics.tokenizer import Tokenizer
+from ..prior.conditioning import forget_labels
 from ..prior.config import PriorConfig
 from ..prior.model import Conditioning, Prior, build_prior
 from ..prior.vocab import LabelVocab
@@ -57,11 +58,8 @@ class PriorLoss(nn.Module):
 def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) -> torch.Tensor:
     """Label rows with each row's artist (and, independently, its genres) set to unknown with
     probability ``p``: artist 0, genre slots -1. Seeded by ``seed``, so a resumed run draws the same."""
-    y = y.clone()
     drop = torch.from_numpy(np.random.default_rng(seed).random((y.shape[0], 2)) < p)
-    y[drop[:, 0], 3] = 0
-    y[drop[:, 1], 4 : 4 + genre_slots] = -1
-    return y
+    return forget_labels(y, genre_slots, drop[:, 0], drop[:, 1])
 
 
 def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: Tokenizer | None) -> PriorConfig:
