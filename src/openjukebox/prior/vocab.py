@@ -139,8 +139,14 @@ class OfficialVocab:
         return self.artists.get(key, 0)
 
     def genre_ids(self, genre, slots: int) -> list[int]:
+        """Ids of a genre (or list of genres), padded with -1 (no genre) to ``slots`` entries.
+
+        None gives no genre; the empty name '' gives id 0, as the original's lookup does."""
         ids = []
-        for name in genre if isinstance(genre, (list, tuple)) else [genre] if genre else []:
+        for name in genre if isinstance(genre, (list, tuple)) else [] if genre is None else [genre]:
+            if not name:
+                ids.append(0)  # the original's tables map '' to 0: no warning, no tables needed
+                continue
             self._check_tables("genre")
             for key in self.genre_keys(name):
                 if key not in self.genres:

@@ -70,11 +70,14 @@ def plan_windows(total: int, n_ctx: int, hop: int) -> list[Window]:
 def window_labels(
     y: torch.Tensor, start: int, cfg: PriorConfig, lyrics: list[SongLyrics] | None = None
 ) -> tuple[torch.Tensor, list[list[int]] | None]:
-    """The song's label rows (N, 4+G[+n_tokens]) for the window starting at code ``start``: offset
-    and length in audio samples and, for a lyrics prior, the window's lyric tokens. Also returns the
-    song positions of those tokens (-1: padding), or None without lyrics conditioning."""
+    """The song's label rows (N, 4+G[+n_tokens]) for the window starting at code ``start``.
+
+    As in the original's ``get_y``, the window's start (in audio samples) is added to the offset the
+    row already carries (a song whose rows start at 10 s is timed from 10 s), the length becomes
+    the prior's ``sample_length`` and, for a lyrics prior, the window's lyric tokens are filled in.
+    Also returns the song positions of those tokens (-1: padding), or None without lyrics."""
     y = y.clone()
-    y[:, 1] = start * cfg.hop_length
+    y[:, 1] += start * cfg.hop_length
     y[:, 2] = cfg.sample_length
     if cfg.lyrics is None:
         return y, None
