@@ -86,7 +86,7 @@ def _tampered(tmp_path, change) -> str:
 def test_bad_checkpoints_are_refused_naming_the_problem(imported, tmp_path, capsys):
     vq = str(imported / "vqvae")
     cases = {
-        "missing keys: ['transformer.layers.3.mlp.fc.weight']": lambda s: s.pop(
+        "['transformer.layers.3.mlp.fc.weight (prior.transformer._attn_mods.3.mlp.c_fc.w)']": lambda s: s.pop(
             "prior.transformer._attn_mods.3.mlp.c_fc.w"
         ),
         "unexpected keys: ['prior.extra.w']": lambda s: s.update({"prior.extra.w": torch.zeros(2)}),
@@ -132,6 +132,25 @@ def test_hparams_file_overrides_and_missing_hop_is_explained(tmp_path):
         import_checkpoint(path, tmp_path / "a", hparams=read_hparams(hparams))
     with pytest.raises(ConversionError, match="no such checkpoint"):
         import_checkpoint(tmp_path / "none.pth.tar", tmp_path / "b")
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_an_upsampler_without_vqvae_is_refused_when_its_hps_are_the_defaults(tmp_path, capsys, level):
+    ckpt = torch.load(OPENAI / "upsampler_l1.pth.tar", map_location="cpu", weights_only=True)
+    ckpt["hps"] = {**ckpt["hps"], "level": level}  # the stored defaults: levels 2, downs_t (1, 1)
+    torch.save(ckpt, tmp_path / "up.pth.tar")
+    assert main(["-q", "import-openai", str(tmp_path / "up.pth.tar"), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"this upsampler of level {level} turns each code of level {level + 1} into 4 codes" in err
+    assert "the original's defaults" in err and "pass --vqvae" in err and not (tmp_path / "x").exists()
+
+
+def test_an_upsampler_with_consistent_hps_gets_their_hop(tmp_path):
+    ckpt = torch.load(OPENAI / "upsampler_l1.pth.tar", map_location="cpu", weights_only=True)
+    ckpt["hps"] = {**ckpt["hps"], "levels": 3, "downs_t": [3, 2, 2], "strides_t": [2, 2, 2]}
+    torch.save(ckpt, tmp_path / "up.pth.tar")
+    import_checkpoint(tmp_path / "up.pth.tar", tmp_path / "x")
+    assert load_prior(tmp_path / "x")[0].cfg.hop_length == 32  # 2**3 * 2**2, as the VQ-VAE's level 1
 
 
 def test_ids_are_stored_with_the_imported_prior(imported, tmp_path):

@@ -141,25 +141,38 @@ def _count(state: dict, pattern: str) -> int:
     return len({m.group(1) for k in state if (m := re.match(pattern, k))})
 
 
-def _hop(h: dict, level: int, codec: VQVAEConfig | None) -> tuple[int, int]:
-    """(hop length, sample rate) of ``level``: from the VQ-VAE when given, else from consistent hps."""
+def _hop(h: dict, level: int, codec: VQVAEConfig | None, upsample: int | None = None) -> tuple[int, int]:
+    """(hop length, sample rate) of ``level``: from the VQ-VAE when given, else from consistent hps.
+
+    ``upsample`` (an upsampler's conditioner factor, read from its weights) must equal the ratio of
+    the hps' hops of ``level + 1`` and ``level``: the stored hps of an upsampler are often the
+    original's defaults (2 levels, downs_t (1, 1)), which would give a wrong hop without a word.
+    """
     if codec is not None:
         if level >= codec.levels:
             raise ConversionError(f"the prior is for level {level}, but the VQ-VAE has {codec.levels} levels")
         return codec.hop_lengths[level], codec.sample_rate
     downs, strides, levels = h.get("downs_t"), h.get("strides_t"), h.get("levels")
-    if downs and strides and levels and level < levels == len(downs) == len(strides):
-        return math.prod(s**d for s, d in zip(strides[: level + 1], downs[: level + 1], strict=True)), int(h["sr"])
-    raise ConversionError(
-        f"the checkpoint's hps (levels {levels}, downs_t {downs}) do not say the hop length of level {level}; "
-        "pass --vqvae with the (imported) VQ-VAE this prior was trained on"
-    )
+    hint = "pass --vqvae with the (imported) VQ-VAE this prior was trained on"
+    if not (downs and strides and levels and level < levels == len(downs) == len(strides)):
+        raise ConversionError(
+            f"the checkpoint's hps (levels {levels}, downs_t {downs}) do not say the hop length of level "
+            f"{level}; {hint}"
+        )
+    hops = [math.prod(s**d for s, d in zip(strides[: i + 1], downs[: i + 1], strict=True)) for i in range(levels)]
+    if upsample is not None and (level + 1 >= levels or hops[level + 1] != hops[level] * upsample):
+        above = f"level {level + 1} has hop {hops[level + 1]}" if level + 1 < levels else f"no level {level + 1}"
+        raise ConversionError(
+            f"this upsampler of level {level} turns each code of level {level + 1} into {upsample} codes, but the "
+            f"checkpoint's hps (levels {levels}, downs_t {downs}, strides_t {strides}) give level {level} hop "
+            f"{hops[level]} and {above}: they are the original's defaults, not this model's; {hint}"
+        )
+    return hops[level], int(h["sr"])
 
 
 def prior_config(h: dict, state: dict, codec: VQVAEConfig | None = None) -> PriorConfig:
     """A PriorConfig from the original's hyperparameters, with every shape read from the weights."""
     level = int(_need(h, "level", "the prior's level"))
-    hop, sr = _hop(h, level, codec)
     emb, pos = state["prior.x_emb.weight"], state["prior.pos_emb.pos_emb"]
     for key in ("spread", "prime_spread"):
         if h.get(key):
@@ -216,6 +229,7 @@ def prior_config(h: dict, state: dict, codec: VQVAEConfig | None = None) -> Prio
             stride_t=int(up.shape[-1]) // 2,
             named_blocks=named,
         )
+    hop, sr = _hop(h, level, codec, conditioner.upsample if conditioner else None)
     return PriorConfig(
         level=level,
         l_bins=int(l_bins),

@@ -9,6 +9,7 @@ key no rule maps, any of our keys left unfilled, and any shape mismatch is an er
 from __future__ import annotations
 
 import re
+from string import Formatter
 
 import torch
 from torch import nn
@@ -66,6 +67,40 @@ def _target(key: str, ours: dict[str, torch.Tensor]) -> tuple[str, str] | None:
     return None
 
 
+def _unparse(pattern: str, values: list[str]) -> str:
+    """The key a rule's pattern matches when its groups take ``values`` (patterns have flat groups)."""
+    it = iter(values)
+    return re.sub(r"\((?!\?)[^()]*\)", lambda _: next(it), pattern).replace("\\.", ".")
+
+
+def _original_name(name: str, ours: dict[str, torch.Tensor]) -> str | None:
+    """The original checkpoint's name for our key ``name``: the rules run backwards, checked forwards."""
+    for pattern, template, _ in PRIOR_RULES:
+        regex = ""
+        for literal, field, _, _ in Formatter().parse(template):
+            regex += re.escape(literal)
+            if field == "prefix":
+                regex += "(?P<prefix>(?:lyric_encoder\\.)?)"
+            elif field == "attn_in":
+                regex += "(?:qkv|q)"
+            elif field is not None:
+                regex += f"(?P<g{field}>.+?)"
+        m = re.fullmatch(regex, name)
+        if m is None:
+            continue
+        n_groups = re.compile(pattern).groups
+        values = [m.groupdict().get(f"g{i}") for i in range(n_groups)]
+        if pattern.startswith("(prior|prime_prior)"):
+            values[0] = "prime_prior" if m.group("prefix") else "prior"
+        if None in values:
+            continue
+        key = _unparse(pattern, values)
+        found = _target(key, ours)
+        if found is not None and found[0] == name:
+            return key
+    return None
+
+
 def convert_prior_state(
     original: dict[str, torch.Tensor], model: nn.Module, consume: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -100,10 +135,10 @@ def convert_prior_state(
             shapes.append(f"{key} -> {name}: checkpoint {tuple(value.shape)} vs model {tuple(ours[name].shape)}")
             continue
         out[name] = value.to(ours[name].dtype).contiguous()
-    missing = sorted(set(ours) - set(out))
+    missing = [f"{k} ({_original_name(k, ours) or 'no original key maps to it'})" for k in sorted(set(ours) - set(out))]
     problems = [
         f"unexpected keys: {unmapped}" if unmapped else "",
-        f"missing keys: {missing}" if missing else "",
+        f"missing keys (ours, then as the checkpoint would name it): {missing}" if missing else "",
         f"wrong shapes: {shapes}" if shapes else "",
     ]
     if any(problems):
