@@ -12,18 +12,20 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .codec.config import VQVAEConfig
 from .codec.vqvae import VQVAE
+from .errors import UserError
 from .fileio import atomic_path, file_sha256
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A model folder or checkpoint that cannot be loaded; the message says what is wrong."""
 
 
@@ -54,18 +56,61 @@ def read_model_config(model_dir: str | os.PathLike, kind: str) -> dict:
             f"{model_dir} is not a model folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
             "(a training run writes them into its --out folder)"
         )
-    doc = json.loads(cfg_path.read_text())
+    try:
+        doc = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{cfg_path} is damaged: not valid JSON ({e}); copy or export the model again") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{cfg_path} is damaged: it holds no JSON object; copy or export the model again")
     if doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{cfg_path}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}")
     if doc.get("kind") != kind:
         raise CheckpointError(f"{model_dir} holds a {doc.get('kind')!r} model, but a {kind!r} model is needed")
+    if not isinstance(doc.get("config"), dict):
+        raise CheckpointError(f"{cfg_path} has no 'config' object; copy or export the model again")
     return doc
 
 
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False) -> None:
+def parse_config(model_dir: str | os.PathLike, doc: dict, parse):
+    """``parse(doc["config"])`` (a config class's ``from_dict``), failing with the file named."""
+    try:
+        return parse(doc["config"])
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise CheckpointError(
+            f"{Path(model_dir) / CONFIG_NAME} does not describe a model this version can build ({e!r}); "
+            "copy or export the model again"
+        ) from None
+
+
+def read_weights(model_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a model folder's weights (memory-mapped), or an error naming the damaged file."""
+    path = Path(model_dir) / WEIGHTS_NAME
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is damaged (truncated or not safetensors: {e}); copy the model again") from None
+
+
+def check_weights(model_dir: str | os.PathLike, model: nn.Module) -> None:
+    """Check a model folder's weights against ``model`` (built on the meta device) from the file's
+    header alone: every name and shape, and that the file is complete. Raises CheckpointError."""
+    path = Path(model_dir) / WEIGHTS_NAME
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is damaged (truncated or not safetensors: {e}); copy the model again") from None
+    state = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+    load_state_strict(model, state, str(model_dir), check_only=True)
+
+
+def load_state_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str, assign: bool = False, check_only: bool = False
+) -> None:
     """Load a state dict, failing with every missing, unexpected and mis-shaped key named.
 
-    ``assign`` makes the file's tensors the parameters (for models built on the meta device).
+    ``assign`` makes the file's tensors the parameters (for models built on the meta device);
+    ``check_only`` checks names and shapes without loading.
     """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -82,14 +127,16 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: 
     ]
     if any(problems):
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(p for p in problems if p))
+    if check_only:
+        return
     model.load_state_dict(state, strict=True, assign=assign)
 
 
 def load_vqvae(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> VQVAE:
     """The VQ-VAE of a model folder, in eval mode on ``device``."""
     doc = read_model_config(model_dir, "vqvae")
-    model = VQVAE(VQVAEConfig.from_dict(doc["config"]))
-    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir))
+    model = VQVAE(parse_config(model_dir, doc, VQVAEConfig.from_dict))
+    load_state_strict(model, read_weights(model_dir), str(model_dir))
     return model.to(device).eval()
 
 
@@ -104,8 +151,8 @@ def load_prior(model_dir: str | os.PathLike, device: str | torch.device = "cpu")
 
     doc = read_model_config(model_dir, "prior")
     with torch.device("meta"):  # no memory for weights yet: the file's memory-mapped tensors become them
-        model = build_prior(PriorConfig.from_dict(doc["config"]))
-    load_state_strict(model, load_file(Path(model_dir) / WEIGHTS_NAME), str(model_dir), assign=True)
+        model = build_prior(parse_config(model_dir, doc, PriorConfig.from_dict))
+    load_state_strict(model, read_weights(model_dir), str(model_dir), assign=True)
     vocab = vocab_from_dict(doc["vocab"]) if doc.get("vocab") else None
     return model.to(device).eval(), vocab, doc
 

@@ -24,6 +24,7 @@ from ..checkpoint import load_state_strict, model_id, read_model_config, save_st
 from ..codec.config import LossConfig, VQVAEConfig
 from ..codec.config import get_preset as codec_preset
 from ..codec.vqvae import VQVAE
+from ..fileio import read_text
 from ..lyrics.tokenizer import Tokenizer
 from ..prior.config import ConditionerConfig, LabelConfig, LyricsConfig, PriorConfig
 from ..prior.config import get_preset as prior_preset
@@ -75,7 +76,12 @@ def read_hparams(path: str | os.PathLike) -> dict:
     """Original hyperparameter names as JSON: a flat dict, or {"full_hparams", "overrides"}."""
     import json
 
-    doc = json.loads(Path(path).read_text())
+    try:
+        doc = json.loads(read_text(path, "hparams JSON file"))
+    except json.JSONDecodeError as e:
+        raise ConversionError(f"{path}: not valid JSON ({e}); give a JSON object of hyperparameters") from None
+    if not isinstance(doc, dict):
+        raise ConversionError(f"{path}: holds no JSON object; give a JSON object of hyperparameters")
     if "full_hparams" in doc or "overrides" in doc:
         return {**doc.get("full_hparams", {}), **doc.get("overrides", {})}
     return doc

@@ -14,6 +14,8 @@ from string import Formatter
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 T, SAME = "transpose", "same"
 _ATTN = r"(prior|prime_prior)\.transformer\._attn_mods\.(\d+)\."
 _LAYER = "{prefix}transformer.layers.{1}."
@@ -49,7 +51,7 @@ PRIOR_RULES: list[tuple[str, str, str]] = [
 ]
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """An original checkpoint that does not fit the model; the message names every problem."""
 
 
