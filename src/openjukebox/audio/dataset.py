@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,22 @@ def _cache_name(path: str, sample_rate: int) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24] + ".npy"
 
 
+def cached_length(cache: Path) -> int | None:
+    """Samples in a cache entry (.npy), or None when there is none. A damaged entry (a full disk, a
+    copy cut short) is removed, so that it is built again instead of stopping the run."""
+    if not cache.exists():
+        return None
+    try:
+        array = np.load(cache, mmap_mode="r")
+        if array.ndim != 1:
+            raise ValueError(f"shape {array.shape}")
+        return int(array.shape[0])
+    except (ValueError, OSError, EOFError) as e:
+        print(f"cache entry {cache} is damaged ({e}); building it again", file=sys.stderr)
+        cache.unlink(missing_ok=True)
+        return None
+
+
 def prepare_audio(
     source: str | os.PathLike,
     sample_rate: int,
@@ -96,9 +113,8 @@ def prepare_audio(
         path = entry["path"]
         try:
             cache = cache_dir / _cache_name(path, sample_rate)
-            if cache.exists():
-                n = int(np.load(cache, mmap_mode="r").shape[0])
-            else:
+            n = cached_length(cache)
+            if n is None:
                 audio = load_audio(path, sample_rate, min_seconds=min_samples / sample_rate)
                 with atomic_path(cache) as tmp, open(tmp, "wb") as f:
                     np.save(f, audio)

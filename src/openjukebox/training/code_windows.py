@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audio.dataset import Track
+from ..audio.dataset import Track, cached_length
 from ..codec.vqvae import VQVAE, encode_chunked
 from ..fileio import atomic_path
 from ..lyrics.timed import SongLyrics, read_lyrics
@@ -35,7 +35,7 @@ def encode_tracks(vqvae: VQVAE, tracks: list[Track], levels: list[int], cache_di
     prefixes = []
     for track in progress(tracks) if progress else tracks:
         prefix = cache_dir / Path(track.cache).stem
-        todo = [lv for lv in levels if not level_file(prefix, lv).exists()]
+        todo = [lv for lv in levels if cached_length(level_file(prefix, lv)) is None]
         if todo:
             audio = np.load(track.cache)
             audio = np.pad(audio, (0, -len(audio) % max(vqvae.hop_lengths[lv] for lv in todo)))
