@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +20,8 @@ from .audio.io import load_audio, save_audio
 from .checkpoint import load_vqvae, model_id
 from .codec.vqvae import VQVAE, decode_chunked, encode_chunked
 from .codes import CodesFile
+from .errors import UserError
+from .fileio import atomic_path, remove_stale_temporaries
 
 DEFAULT_CHUNK_SECONDS = 10.0
 
@@ -128,7 +134,7 @@ def sample(
     temperature: float = 0.99,
     top_k: int = 0,
     top_p: float = 0.0,
-    seed: int = 0,
+    seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
     prompt_audio: str | os.PathLike | None = None,
@@ -163,25 +169,33 @@ def sample(
     from .audio.plot import save_spectrogram
     from .sampling.bundle import Bundle
     from .sampling.engine import HOP_FRACTIONS, LevelSettings
-    from .sampling.song import sample_song, song_lengths
+    from .sampling.song import check_duration, sample_song, song_lengths
 
     device = torch.device(device) if device else default_device()
     bundle = Bundle(model_dir)
-    songs = bundle.lyrics(n_samples, lyrics, lyrics_file)
+    bundle.check()  # every model, before any work: a damaged file is found now, not after a level
+    bundle.check_level(lowest)
+    check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
+    out = Path(out_dir)
+    check_output_folder(out)
+    if prompt_audio and codes_file:
+        raise UserError("give either --prompt (an audio file) or --codes (a codes file), not both")
     if seconds is None:
         if not codes_file:
-            raise ValueError("say how long the song should be (--seconds)")
+            raise UserError("say how long the song should be (--seconds)")
         head = CodesFile.load(codes_file)
         seconds = head.n_samples / head.sample_rate
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_duration(bundle.configs, seconds if label_seconds is None else label_seconds)
+    songs = bundle.lyrics(n_samples, lyrics, lyrics_file, seconds if label_seconds is None else label_seconds)
+    bundle.check_alignment_head(alignment_head)
     labels = bundle.labels(n_samples, artist, genre)
     given, mode = _given_codes(bundle, n_samples, seconds, prompt_audio, prompt_seconds, codes_file, device)
+    state = out / "codes.codes"
+    seed = _seed(seed, state)
     settings = {
         lv: LevelSettings(temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5), bundle.guidance(lv, guidance))
         for lv in bundle.configs
     }
-    state = out / "codes.codes"
     _, totals = song_lengths(bundle.configs, seconds)
     done = CodesFile.load(state).extra.get("done", {}) if state.exists() else {}
     bars: dict[int, tqdm] = {}
@@ -200,6 +214,8 @@ def sample(
             )
         bars[level].update(k)
 
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, recursive=True)
     started = time.time()
     codes = sample_song(
         bundle.configs,
@@ -225,7 +241,8 @@ def sample(
         alignment = _write_alignment(bundle, codes, songs, settings, alignment_head, out / "alignment", device)
     vqvae = bundle.load_vqvae(device)
     files = {}
-    for level in sorted(codes.codes, reverse=True):  # ends with the lowest, most detailed level
+    bottom = min(bundle.configs) if lowest is None else lowest  # given codes below it (a prompt) stay codes
+    for level in [lv for lv in sorted(codes.codes, reverse=True) if lv >= bottom]:  # ends with the lowest
         audio = decode(codes, level, model=vqvae, device=device)
         files[level] = [
             str(save_audio(out / f"level_{level}" / f"sample_{i}.wav", a, codes.sample_rate))
@@ -242,7 +259,7 @@ def sample(
         "seconds": seconds,
         "n_samples": n_samples,
         "seed": seed,
-        "levels": sorted(codes.codes, reverse=True),
+        "levels": sorted(files, reverse=True),
         "settings": codes.extra["sampling"]["settings"],
         "labels": codes.extra["sampling"]["labels"],
         "lyrics": str(lyrics_file) if lyrics_file else lyrics,
@@ -250,7 +267,8 @@ def sample(
         "files": files,
         "elapsed_s": round(time.time() - started, 2),
     }
-    (out / "metadata.json").write_text(json.dumps(meta, indent=2))
+    with atomic_path(out / "metadata.json") as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=2))
     return meta
 
 
@@ -273,8 +291,6 @@ def _write_alignment(bundle, codes: CodesFile, songs, settings, head, out: Path,
 
 def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device):
     """({level: (n, P_L) codes to continue after}, mode name) for the sampling modes."""
-    if prompt_audio and codes_file:
-        raise ValueError("give either a prompt audio file or a codes file, not both")
     if codes_file:
         codes = CodesFile.load(codes_file)
         if codes.model.get("id") and codes.model["id"] != bundle.codec_id:
@@ -301,3 +317,65 @@ def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: f
             lv: c[:1, : keep // hops[lv]].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
         }, "primed"
     return {}, "ancestral"
+
+
+def _seed(seed: int | None, state: Path) -> int:
+    """``seed``; without one, the seed of the run saved in ``state`` (so that running the same
+    command again resumes it), else a new random seed, printed so that the song can be made again."""
+    if seed is not None:
+        return seed
+    if state.is_file():
+        saved = CodesFile.load(state).extra.get("sampling", {}).get("seed")
+        if isinstance(saved, int):
+            print(f"seed {saved} (the saved run's; resuming it)", file=sys.stderr)
+            return saved
+    seed = secrets.randbelow(2**31)
+    print(f"seed {seed} (to make the same song again, pass --seed {seed})", file=sys.stderr)
+    return seed
+
+
+def check_sampling(
+    n_samples: int,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    seconds: float | None,
+    prompt_seconds: float,
+) -> None:
+    """Refuse sampling settings that would fail late or sample something other than asked."""
+    checks = [
+        (isinstance(n_samples, int) and n_samples >= 1, f"--n-samples must be 1 or more, not {n_samples}"),
+        (math.isfinite(temperature) and temperature > 0, f"--temperature must be above 0, not {temperature}"),
+        (isinstance(top_k, int) and top_k >= 0, f"--top-k must be 0 (off) or more, not {top_k}"),
+        (0.0 <= top_p <= 1.0, f"--top-p must be from 0 (off) to 1, not {top_p}"),
+        (seconds is None or (math.isfinite(seconds) and seconds > 0), f"--seconds must be above 0, not {seconds}"),
+        (math.isfinite(prompt_seconds) and prompt_seconds > 0, f"--prompt-seconds must be above 0: {prompt_seconds}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, or where nothing can be written, before any work."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; give --out a new or existing folder")
+    probe_writable(out)
+
+
+def probe_writable(folder: Path) -> None:
+    """Check that files can be created in ``folder`` (or in its nearest existing parent), by creating
+    one: permissions alone do not tell (root, read-only mounts, immutable folders)."""
+    target = folder
+    while not target.exists():
+        if target.parent == target:
+            break
+        target = target.parent
+    if not target.is_dir():
+        raise UserError(f"{folder}: {target} is a file, so no folder can be made there; choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".openjukebox-write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{folder}: cannot write in {target} ({e.strerror}); choose another folder") from None

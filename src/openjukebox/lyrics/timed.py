@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
+from ..fileio import read_text
 from .tokenizer import Tokenizer
 
 _LRC_TIME = re.compile(r"\[(\d+):(\d+(?:\.\d+)?)\]")
 _LRC_WORD = re.compile(r"<(\d+):(\d+(?:\.\d+)?)>")
 SECONDS_PER_CHAR = 0.08  # spread of the last timed segment, which has no next timestamp to end it
+MAX_CHARS_PER_SECOND = 100  # the fastest rap is about 30; more means the lyrics do not fit the song
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class SongLyrics:
 
     tokens: tuple[int, ...]
     times: tuple[float, ...] | None = None
+    starts: tuple[float, ...] | None = field(default=None, compare=False)  # the timestamps, as given
 
     @classmethod
     def from_text(cls, tokenizer: Tokenizer, text: str) -> SongLyrics:
@@ -56,7 +60,8 @@ class SongLyrics:
                 char_time[starts[k] + i] = seg.time + (stop - seg.time) * i / max(n, 1)
         index = {c: i + 1 for i, c in enumerate(tokenizer.chars)}
         kept = tokenizer.clean_chars(text)
-        return cls(tuple(index[c] for _, c in kept), tuple(char_time[i] for i, _ in kept))
+        tokens, times = tuple(index[c] for _, c in kept), tuple(char_time[i] for i, _ in kept)
+        return cls(tokens, times, tuple(seg.time for seg in segments))
 
     def window(
         self, n_tokens: int, total_length: int, offset: int, duration: int, sample_rate: int
@@ -130,10 +135,30 @@ def read_lyrics(meta: dict, audio_path: str | Path | None, tokenizer: Tokenizer)
 def read_lyrics_file(path: str | Path, tokenizer: Tokenizer) -> SongLyrics:
     """A lyrics file given on the command line: ``.lrc`` is timed, anything else is plain text."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "lyrics file")
     if path.suffix.lower() == ".lrc":
-        return SongLyrics.from_segments(tokenizer, parse_lrc(text))
+        try:
+            return SongLyrics.from_segments(tokenizer, parse_lrc(text))
+        except ValueError as e:
+            raise UserError(f"{path}: {e}; fix the line or give plain text as a .txt file") from None
     return SongLyrics.from_text(tokenizer, text)
+
+
+def check_lyrics_fit(song: SongLyrics, seconds: float, source: str) -> None:
+    """Refuse lyrics that cannot be sung in ``seconds``: a timestamp after the song's end, or far more
+    characters than a singer manages (more than MAX_CHARS_PER_SECOND on average)."""
+    if song.times and song.starts and max(song.starts) >= seconds:
+        late = max(song.starts)
+        raise UserError(
+            f"{source}: a line is timed at {int(late // 60)}:{late % 60:05.2f}, after the end of the "
+            f"{seconds:g} s song; remove the lines after {seconds:g} s or ask for a longer song (--seconds)"
+        )
+    rate = len(song.tokens) / seconds
+    if rate > MAX_CHARS_PER_SECOND:
+        raise UserError(
+            f"{source}: {len(song.tokens)} characters in a {seconds:g} s song is {rate:.0f} per second; "
+            f"at most {MAX_CHARS_PER_SECOND} can be sung: give fewer lyrics or a longer song (--seconds)"
+        )
 
 
 def all_lyric_text(meta: dict, audio_path: str | Path | None) -> str:

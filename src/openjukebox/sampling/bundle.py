@@ -10,34 +10,46 @@ Configs and vocabularies are read up front (cheap); weights load one level at a 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_prior, load_vqvae, model_id, read_model_config
+from ..checkpoint import check_weights, load_prior, load_vqvae, model_id, parse_config, read_model_config
+from ..codec.config import VQVAEConfig
 from ..codec.vqvae import VQVAE
-from ..lyrics.timed import SongLyrics, read_lyrics_file
+from ..errors import UserError
+from ..lyrics.timed import SongLyrics, check_lyrics_fit, read_lyrics_file
 from ..lyrics.tokenizer import Tokenizer
+from ..models import DEFAULT_MODEL
 from ..prior.config import PriorConfig
-from ..prior.model import Prior
+from ..prior.model import Prior, build_prior
 from ..prior.vocab import LabelVocab, vocab_from_dict
 
 DEFAULT_GUIDANCE = 3.0  # for priors trained with label dropout; see benchmarks/eval_model.py
 
 
 class Bundle:
+    """A bundle's configs, vocabularies and tokenizers (read at once) and its models (loaded on demand)."""
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.vqvae_dir = self.path / "vqvae"
-        self.prior_dirs = {int(d.name.rsplit("_", 1)[1]): d for d in sorted(self.path.glob("prior_level_*"))}
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: no such model folder; give --model a bundle folder (or leave it out)")
+        self.prior_dirs = {
+            int(d.name.rsplit("_", 1)[1]): d
+            for d in sorted(self.path.glob("prior_level_*"))
+            if d.name.rsplit("_", 1)[1].isdigit()
+        }
         if not self.vqvae_dir.is_dir() or not self.prior_dirs:
-            raise ValueError(
+            raise UserError(
                 f"{self.path} is not a model bundle: it needs vqvae/ and prior_level_N/ model folders "
                 "(the top-level prior and the upsamplers below it)"
             )
         docs = {lv: read_model_config(d, "prior") for lv, d in self.prior_dirs.items()}
-        self.configs = {lv: PriorConfig.from_dict(doc["config"]) for lv, doc in docs.items()}
+        self.configs = {lv: parse_config(self.prior_dirs[lv], doc, PriorConfig.from_dict) for lv, doc in docs.items()}
         self.vocabs = {lv: vocab_from_dict(doc["vocab"]) if doc.get("vocab") else None for lv, doc in docs.items()}
         self.tokenizers = {
             lv: Tokenizer.from_dict(doc["vocab"]["lyrics"]) if (doc.get("vocab") or {}).get("lyrics") else None
@@ -59,6 +71,44 @@ class Bundle:
             if made_for and made_for != self.codec_id:
                 raise ValueError(f"{self.prior_dirs[lv]} was trained on another VQ-VAE than {self.vqvae_dir}")
 
+    def check(self) -> None:
+        """Check every model of the bundle before any work: each weights file complete, with every
+        tensor the config needs in the right shape (from the files' headers; nothing is loaded)."""
+        vq_doc = read_model_config(self.vqvae_dir, "vqvae")
+        with torch.device("meta"):
+            check_weights(self.vqvae_dir, VQVAE(parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict)))
+            for lv, cfg in self.configs.items():
+                prior = build_prior(cfg)
+                check_weights(self.prior_dirs[lv], prior)
+                if lv == self.top:
+                    self.lyric_layers = prior.lyric_layers()
+
+    def check_alignment_head(self, head: tuple[int, int] | None) -> None:
+        """Refuse a --alignment-head LAYER:HEAD that is not a lyric-attention head of the top prior."""
+        if head is None:
+            return
+        if not self.sings:
+            raise UserError("--alignment-head needs --lyrics and a model that sings (a top prior with lyrics)")
+        layers = getattr(self, "lyric_layers", None)
+        if layers is None:
+            with torch.device("meta"):
+                layers = build_prior(self.configs[self.top]).lyric_layers()
+        heads = self.configs[self.top].heads
+        layer, h = head
+        if layer not in layers or not 0 <= h < heads:
+            raise UserError(
+                f"--alignment-head {layer}:{h} is not a lyric-attention head of this model: the layers that "
+                f"attend to lyrics are {', '.join(map(str, layers))}, with heads 0 to {heads - 1}"
+            )
+
+    def check_level(self, lowest: int | None) -> None:
+        """Refuse a --lowest-level that is not one of the bundle's levels."""
+        if lowest is not None and lowest not in self.configs:
+            raise UserError(
+                f"--lowest-level {lowest} is not a level of {self.path}: it has levels "
+                f"{min(self.configs)} to {self.top}; give one of them"
+            )
+
     @property
     def top(self) -> int:
         return max(self.configs)
@@ -73,10 +123,17 @@ class Bundle:
         """Whether the top prior is conditioned on lyrics."""
         return self.configs[self.top].lyrics is not None
 
-    def lyrics(self, n: int, text: str | None = None, path: str | os.PathLike | None = None) -> list[SongLyrics] | None:
+    def lyrics(
+        self,
+        n: int,
+        text: str | None = None,
+        path: str | os.PathLike | None = None,
+        seconds: float | None = None,
+    ) -> list[SongLyrics] | None:
         """The same lyrics for ``n`` songs, from text or a file (``.lrc``: timed), for the top prior.
 
-        None when no lyrics are given; an error when the top prior cannot sing them.
+        None when no lyrics are given; an error when the top prior cannot sing them, or when they do
+        not fit a song of ``seconds`` (a timestamp after its end, far too many characters).
         """
         if text is None and path is None:
             return None
@@ -89,8 +146,12 @@ class Bundle:
         if tokenizer is None:
             raise ValueError(f"{self.prior_dirs[self.top]} has no lyric vocabulary in its config.json")
         song = read_lyrics_file(path, tokenizer) if path is not None else SongLyrics.from_text(tokenizer, text)
+        source = str(path) if path is not None else "the lyrics"
         if not song.tokens:
-            raise ValueError("the lyrics have no character this model can sing")
+            chars = tokenizer.chars.replace("\n", "\\n").replace("\t", "\\t")
+            raise UserError(f"{source}: no character this model can sing; it knows {chars!r}")
+        if seconds is not None:
+            check_lyrics_fit(song, seconds, source)
         return [song] * n
 
     def labels(self, n: int, artist: str | None, genre: str | None) -> dict[int, torch.Tensor | None]:
@@ -104,12 +165,17 @@ class Bundle:
                 rows[lv] = None
                 continue
             vocab = self.vocabs[lv] or LabelVocab.from_dict({"artists": ["unknown"], "genres": ["unknown"]})
+            try:
+                ids = vocab.artist_id(artist), vocab.genre_ids(genre, cfg.labels.max_bow_genre_size)
+            except ValueError as e:
+                listing = "openjukebox info" + ("" if self.path == DEFAULT_MODEL else f" {self.path}")
+                raise UserError(f"{e}; `{listing}` lists them all") from None
             row = [
                 0,
                 0,
                 cfg.sample_length,
-                vocab.artist_id(artist),
-                *vocab.genre_ids(genre, cfg.labels.max_bow_genre_size),
+                ids[0],
+                *ids[1],
                 *[0] * (cfg.lyrics.n_tokens if cfg.lyrics else 0),  # lyric tokens: set per window
             ]
             rows[lv] = torch.tensor([row] * n)
@@ -119,8 +185,8 @@ class Bundle:
         """The guidance to sample ``level`` with: ``requested``, else DEFAULT_GUIDANCE for a prior
         trained with label dropout (it knows the unconditional side), else 1 (none)."""
         if requested is not None:
-            if requested <= 0:
-                raise ValueError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested}")
+            if not math.isfinite(requested) or requested <= 0:
+                raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested}")
             return requested
         return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
 
