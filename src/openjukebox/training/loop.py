@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..checkpoint import CheckpointError, load_train_state, save_train_state
+from ..errors import UserError
 from . import distributed as D
 from .metrics import CSVLog
 from .stop import GracefulStop
@@ -62,6 +63,42 @@ def open_run(out: Path, resume: bool) -> dict | None:
     return load_train_state(out / STATE_NAME)
 
 
+RESUMABLE = ("steps", "save_every", "eval_every", "log_every", "bf16")  # may change when a run resumes
+
+
+def resume_config(
+    out: Path, state: dict, tc: TrainConfig, changes: dict | None = None, report: bool = True
+) -> TrainConfig:
+    """The saved run's settings with the ``changes`` asked for on resume (default: where ``tc``
+    differs from the saved settings). The schedule (steps, saving, evaluation, logging, bf16) may
+    change; a change of what is trained (lr, batch size, crops, seed, ...) is refused, since the run
+    would no longer be the one it continues. A finished run needs more ``steps`` to go on."""
+    saved = TrainConfig(**state["train_config"])
+    if changes is None:
+        changes = {k: v for k, v in dataclasses.asdict(tc).items() if getattr(saved, k) != v}
+    fixed = {k: v for k, v in changes.items() if k not in RESUMABLE and getattr(saved, k) != v}
+    if fixed:
+        given = ", ".join(f"--{k.replace('_', '-')} {v} (the run has {getattr(saved, k)})" for k, v in fixed.items())
+        raise UserError(
+            f"{out}: resuming keeps what the run trains with, but {given} was given; leave it out to continue "
+            "the run, or start a new run in another --out"
+        )
+    tc = dataclasses.replace(saved, **{k: v for k, v in changes.items() if k in RESUMABLE})
+    done = int(state["step"])
+    if tc.steps <= done:
+        raise UserError(
+            f"{out}: the run has already trained {done} of its {saved.steps} steps; "
+            f"give --steps above {done} to train it further"
+        )
+    if report:
+        print(
+            f"resuming {out} at step {done} of {tc.steps}: batch size {tc.batch_size}, lr {tc.lr:g}, "
+            f"save every {tc.save_every}, validate every {tc.eval_every} steps",
+            file=sys.stderr,
+        )
+    return tc
+
+
 def full_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters and all buffers, including non-persistent ones (e.g. codebook EMA statistics)."""
     return {k: v.detach().cpu().clone() for k, v in [*model.named_parameters(), *model.named_buffers()]}
@@ -91,11 +128,16 @@ class TrainingRun:
         self.model = model.to(dist.device).train()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.start = 0
+        self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
+        self._interval_start = time.perf_counter()
         if state:
             load_full_state(self.model, state["model"])
             self.opt.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"])
             self.start = state["step"]
+            if state.get("log_interval") is not None:  # the steps since the last row: the same log as unbroken
+                self._interval = list(state["log_interval"].unbind(0))
+                self._interval_start -= float(state.get("log_interval_s", 0.0))
         self.ddp = self.model
         if dist.world_size > 1:  # buffers start equal and stay equal: never re-broadcast them per step
             params = inspect.signature(DistributedDataParallel.__init__).parameters
@@ -106,8 +148,6 @@ class TrainingRun:
         keep = self.start if state else None
         self.train_log = CSVLog(out / "train.csv", keep) if dist.is_main else None
         self.val_log = CSVLog(out / "val.csv", keep) if dist.is_main else None
-        self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
-        self._interval_start = time.perf_counter()
 
     # hooks -----------------------------------------------------------------------------------
     def batch(self, step: int, batch_size: int) -> tuple:
@@ -179,6 +219,8 @@ class TrainingRun:
                 "optimizer": self.opt.state_dict(),
                 "rng": torch.get_rng_state(),
                 "train_config": dataclasses.asdict(self.tc),
+                "log_interval": torch.stack(self._interval) if self._interval else None,
+                "log_interval_s": time.perf_counter() - self._interval_start,
                 **self.extra_state(),
             }
             save_train_state(self.out / STATE_NAME, state)

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoint import load_vqvae, model_id, save_model
+from ..errors import UserError
 from ..fileio import default_cache_dir
 from ..lyrics.alignment import choose_head
 from ..lyrics.timed import all_lyric_text
@@ -28,7 +29,7 @@ from ..prior.model import Conditioning, Prior, build_prior
 from ..prior.vocab import LabelVocab
 from . import distributed as D
 from .code_windows import CodeWindows, encode_tracks
-from .loop import TrainConfig, TrainingRun, open_run
+from .loop import TrainConfig, TrainingRun, open_run, resume_config
 from .vqvae import prepare_training_audio
 
 _TINY = TrainConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100)
@@ -89,6 +90,11 @@ def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: 
     )
 
 
+def _shape(cfg: PriorConfig) -> tuple:
+    """What a preset fixes of a prior (the rest is fitted to the VQ-VAE and the data)."""
+    return cfg.width, cfg.depth, cfg.heads, cfg.n_ctx, cfg.attn_order, cfg.conditioner is None, cfg.lyrics is None
+
+
 def _build_tokenizer(tracks) -> Tokenizer:
     texts = [all_lyric_text(t.meta, t.path) for t in tracks]
     if not any(texts):
@@ -107,13 +113,14 @@ class PriorRun(TrainingRun):
         self,
         data,
         out: Path,
-        level: int,
+        level: int | None,
         vqvae_dir,
-        cfg: PriorConfig,
+        cfg: PriorConfig | None,
         tc: TrainConfig,
         resume: bool,
         dist: D.DistInfo,
         cache: Path,
+        changes: dict | None = None,
     ):
         state = open_run(out, resume)
         vq = load_vqvae(vqvae_dir, dist.device)
@@ -124,8 +131,15 @@ class PriorRun(TrainingRun):
                     f"{out} was trained on the codes of another VQ-VAE ({state['vqvae_id']}), "
                     f"not {vqvae_dir} ({self.vq_id})"
                 )
-            cfg, level = PriorConfig.from_dict(state["model_config"]), state["model_config"]["level"]
-            tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
+            saved = PriorConfig.from_dict(state["model_config"])
+            if level is not None and level != saved.level:
+                raise UserError(f"{out}: the run trains the level-{saved.level} prior, not level {level}")
+            if cfg is not None and _shape(cfg) != _shape(saved):
+                raise UserError(f"{out}: the run trains another prior than the preset given; leave --preset out")
+            cfg, level = saved, saved.level
+            tc = resume_config(out, state, tc, changes, report=dist.is_main)
+        elif cfg is None or level is None:
+            raise UserError("give the prior to train (--preset) and its level (--level)")
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
         audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache)
@@ -263,22 +277,25 @@ class PriorRun(TrainingRun):
 def train_prior(
     data,
     out,
-    level: int,
+    level: int | None,
     vqvae_dir,
-    cfg: PriorConfig,
+    cfg: PriorConfig | None,
     tc: TrainConfig,
     resume: bool = False,
     progress: bool = True,
     cache: str | Path | None = None,
+    changes: dict | None = None,
 ) -> dict[str, float]:
     """Train (or resume) the prior of ``level`` on the codes of ``vqvae_dir``; returns the last validation metrics.
 
     Decoded audio and codes are cached under ``cache`` (default: ``default_cache_dir()``), so the top
-    prior and the upsamplers of one VQ-VAE encode the data once.
+    prior and the upsamplers of one VQ-VAE encode the data once. On resume the run keeps its model,
+    level and settings (``cfg`` and ``level`` may be None); ``changes`` (default: where ``tc``
+    differs from them) may only change its schedule (see ``training.loop.resume_config``).
     """
     dist = D.setup()
     try:
         cache = Path(cache) if cache else default_cache_dir()
-        return PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache).fit(progress)
+        return PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache, changes).fit(progress)
     finally:
         D.cleanup()

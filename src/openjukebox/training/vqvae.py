@@ -20,9 +20,10 @@ from ..checkpoint import save_model
 from ..codec.config import VQVAEConfig
 from ..codec.losses import Bandwidth, compute_bandwidth
 from ..codec.vqvae import VQVAE
+from ..errors import UserError
 from ..fileio import default_cache_dir
 from . import distributed as D
-from .loop import TrainConfig, TrainingRun, open_run
+from .loop import TrainConfig, TrainingRun, open_run, resume_config
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "vqvae": TrainConfig(batch_size=4, sample_length=262144),
@@ -84,11 +85,26 @@ class VQVAERun(TrainingRun):
     name = "vqvae"
     throughput = "audio_s_per_s"
 
-    def __init__(self, data, out: Path, cfg: VQVAEConfig, tc: TrainConfig, resume: bool, dist: D.DistInfo, cache: Path):
+    def __init__(
+        self,
+        data,
+        out: Path,
+        cfg: VQVAEConfig | None,
+        tc: TrainConfig,
+        resume: bool,
+        dist: D.DistInfo,
+        cache: Path,
+        changes: dict | None = None,
+    ):
         state = open_run(out, resume)
         if state:
-            cfg = VQVAEConfig.from_dict(state["model_config"])
-            tc = dataclasses.replace(TrainConfig(**state["train_config"]), steps=tc.steps)
+            saved = VQVAEConfig.from_dict(state["model_config"])
+            if cfg is not None and cfg != saved:
+                raise UserError(f"{out}: the run trains another VQ-VAE than the preset given; leave --preset out")
+            cfg = saved
+            tc = resume_config(out, state, tc, changes, report=dist.is_main)
+        elif cfg is None:
+            raise UserError("give the model to train (--preset)")
         out.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg
         audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist, cache)
@@ -125,20 +141,24 @@ class VQVAERun(TrainingRun):
 def train_vqvae(
     data: str | Path,
     out: str | Path,
-    cfg: VQVAEConfig,
+    cfg: VQVAEConfig | None,
     tc: TrainConfig,
     resume: bool = False,
     progress: bool = True,
     cache: str | Path | None = None,
+    changes: dict | None = None,
 ) -> dict[str, float]:
     """Train (or resume) a VQ-VAE on ``data`` into run folder ``out``; returns the last validation metrics.
 
     The same call runs in one process or under torchrun (one rank per process). Decoded audio is
-    cached under ``cache`` (default: ``default_cache_dir()``).
+    cached under ``cache`` (default: ``default_cache_dir()``). On resume the run keeps its own
+    model and settings; ``changes`` (default: where ``tc`` differs from them) may only change its
+    schedule (see ``training.loop.resume_config``). ``cfg`` may be None on resume.
     """
     dist = D.setup()
     try:
         cache = Path(cache) if cache else default_cache_dir()
-        return VQVAERun(data, Path(out), cfg, tc, resume, dist, cache).fit(progress, postfix=("loss", "sc_db_l0"))
+        run = VQVAERun(data, Path(out), cfg, tc, resume, dist, cache, changes)
+        return run.fit(progress, postfix=("loss", "sc_db_l0"))
     finally:
         D.cleanup()
