@@ -10,6 +10,7 @@ The model is pure: sampling loops live in the sampling engine.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..transformer.attention import CROSS, KIND_NAMES, PRIME
+from ..transformer.decode import DecodePlan, decode_step, linear_fn
 from ..transformer.model import LayerNorm, Transformer
 from .conditioning import LabelConditioner, UpsamplerConditioner
 from .config import LyricsConfig, PriorConfig
@@ -31,6 +33,17 @@ class Conditioning:
     x_cond: torch.Tensor | None = None
     lyrics: torch.Tensor | None = None
     encoder: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class DecodeState:
+    """One window's decode state: caches, the input of code position 0 (N, 1, W), the
+    transformer's decode plan and the output layer as a plain callable."""
+
+    caches: list
+    first: torch.Tensor
+    plan: DecodePlan
+    head: Callable[[torch.Tensor], torch.Tensor]
 
 
 class LyricEncoder(nn.Module):
@@ -168,8 +181,7 @@ class Prior(nn.Module):
         """Transformer output (N, C, W) for positions from t0 -> logits (N, C, l_bins)."""
         if self.x_out is None and cond.x_cond is not None:
             h = h + cond.x_cond[:, t0 : t0 + h.shape[1]]
-        weight = self.x_emb.weight if self.x_out is None else self.x_out.weight
-        return F.linear(h, weight)
+        return F.linear(h, self.x_emb.weight) if self.x_out is None else self.x_out(h)
 
     def forward(
         self, codes: torch.Tensor, cond: Conditioning, reference: bool = False, with_lyrics: bool = False
@@ -188,8 +200,7 @@ class Prior(nn.Module):
             return logits
         lyric_logits = None
         if self.single:
-            weight = self.x_emb.weight if self.x_out is None else self.x_out.weight
-            lyric_logits = F.linear(h[:, : self.prefix_len], weight)  # x_cond is zero on lyric positions
+            lyric_logits = self.head(h[:, : self.prefix_len], 0, Conditioning(cond.start))  # no x_cond there
         elif cond.encoder is not None:
             lyric_logits = self.lyric_out(cond.encoder)
         return lyric_logits, logits
@@ -206,6 +217,28 @@ class Prior(nn.Module):
         """Logits (N, C, V) for code positions [t0, t0+C), given the codes at [t0-1, t0+C-1)."""
         h = self.transformer.forward_cached(self.embed(prev, t0, cond), t0 + self.prefix_len, caches)
         return self.head(h, t0, cond)
+
+    def decode_state(self, cond: Conditioning, caches: list) -> DecodeState:
+        """What ``decode_step`` needs for a window sampled under ``cond`` with ``caches``."""
+        first = self.x_emb(cond.lyrics[:, -1:]) if self.single else cond.start.to(self.pos_emb.dtype)
+        head = (lambda h: F.linear(h, self.x_emb.weight)) if self.x_out is None else linear_fn(self.x_out)
+        return DecodeState(caches, first, DecodePlan.of(self.transformer), head)
+
+    def decode_step(self, prev: torch.Tensor, pos: torch.Tensor, cond: Conditioning, state: DecodeState) -> torch.Tensor:
+        """Logits (N, V) of code position ``pos`` ((1,) long tensor), given the code at pos-1 (N, 1).
+
+        The static-shape step of ``forward_cached`` (the same values up to float rounding). No
+        host synchronisation, so a GPU can replay it from a CUDA graph.
+        """
+        x = torch.where(pos == 0, state.first, self.x_emb(prev + self.code_offset))
+        x = x + self.pos_emb.index_select(0, pos + self.prefix_len)
+        x_cond = None if cond.x_cond is None else cond.x_cond.index_select(1, pos)
+        if x_cond is not None:
+            x = x + x_cond
+        h = decode_step(state.plan, x, pos + self.prefix_len, state.caches)
+        if self.x_out is None and x_cond is not None:
+            h = h + x_cond
+        return state.head(h[:, 0])
 
     def losses(self, codes: torch.Tensor, cond: Conditioning) -> dict[str, torch.Tensor]:
         """Bits per token: ``gen`` (codes), ``lyrics`` (the lyric prediction, if any) and their

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..prior.model import Conditioning, Prior
+from .fast import make_stepper
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:
@@ -33,6 +34,15 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> t
     return logits
 
 
+def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of logits (N, V) -> (N,), by inverting the cumulative distribution at one
+    uniform number per row. (``torch.multinomial`` draws an exponential number per vocabulary
+    entry: 0.76 ms of a 10 ms batch-16 step here.) Tokens of probability 0 are never drawn."""
+    cdf = logits.softmax(-1).cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
+
 @torch.no_grad()
 def sample_window(
     prior: Prior,
@@ -48,6 +58,8 @@ def sample_window(
     progress: Callable[[int], None] | None = None,
     uncond: Conditioning | None = None,
     guidance: float = 1.0,
+    fast: bool = True,
+    graph: bool | None = None,
 ) -> torch.Tensor:
     """Codes (N, length): ``prompt`` (N, P) kept, positions P..length-1 sampled.
 
@@ -57,6 +69,10 @@ def sample_window(
     Classifier-free guidance: with ``uncond`` (the same windows with the labels unknown) and
     ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a
     prior trained with label dropout.
+
+    ``fast``: each token through the prior's static-shape ``decode_step`` (the default); False
+    runs ``forward_cached``, the reference. ``graph``: replay that step from a CUDA graph
+    (default: on CUDA devices).
     """
     n = cond.start.shape[0]
     device = cond.start.device
@@ -72,18 +88,23 @@ def sample_window(
         c = min(chunk_size, p - t)
         prev = F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0))
         prior.forward_cached(both(prev), t, run_cond, caches)
+    if fast:
+        graph = device.type == "cuda" if graph is None else graph
+        step = make_stepper(prior, run_cond, caches, 2 * n if guided else n, p, graph)
+    else:
+        step = lambda prev, t: prior.forward_cached(prev, t, run_cond, caches)[:, -1]  # noqa: E731
     for t in range(p, length):
         prev = tokens[:, t - 1 : t] if t > 0 else tokens[:, :1]
-        logits = prior.forward_cached(both(prev), t, run_cond, caches)[:, -1].float()
+        logits = step(both(prev), t).float()
         if guided:
             c, u = logits[:n], logits[n:]
             logits = u + guidance * (c - u)
         if on_logits is not None:
             on_logits(t, logits)
-        logits = filter_logits(logits / temperature, top_k, top_p)
+        logits = filter_logits(logits if temperature == 1.0 else logits / temperature, top_k, top_p)
         # In the single lyrics variant the vocabulary is merged (lyric ids first); a lyric id drawn at a
         # code position is fed back as drawn and becomes code 0 in the output, as in the original.
-        tokens[:, t] = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1) - prior.code_offset
+        tokens[:, t] = draw(logits, generator) - prior.code_offset
         if progress is not None:
             progress(1)
     return tokens.clamp_(min=0)

@@ -1,6 +1,7 @@
 """Static key/value caches for incremental decoding, one per layer, sized by its attention kind.
 
-dense and transpose-block layers keep the whole context; a block layer keeps one block (a ring);
+dense and transpose-block layers keep the whole context (transpose layers column-major, so that a
+column's keys are contiguous); a block layer keeps one block (a ring);
 a previous-block layer two blocks (a ring of the previous and the current); prime attention the
 first ``prime_len`` positions; cross attention the encoder's keys and values, computed once.
 Positions are written in place; nothing grows.
@@ -15,7 +16,12 @@ from .attention import BLOCK, CROSS, DENSE, PREV_BLOCK, PRIME, TRANSPOSE, Attent
 
 
 class LayerCache:
-    """Preallocated (N, H, size, d) keys and values for one attention layer."""
+    """Preallocated keys and values for one attention layer: ``kv`` (N, 2, H, size, d), with ``k``
+    and ``v`` (N, H, size, d) views of it (one buffer, so the decode step writes both at once).
+
+    Prime attention keeps one slot more than it attends, where the decode step writes the
+    positions past ``prime_len`` (static shapes: there is always a slot to write).
+    """
 
     def __init__(self, attn: Attention, batch: int, n_ctx: int, encoder_len: int = 0, dtype=None, device=None):
         bc = attn.block_ctx
@@ -24,18 +30,18 @@ class LayerCache:
             TRANSPOSE: n_ctx,
             BLOCK: bc,
             PREV_BLOCK: 2 * bc,
-            PRIME: attn.prime_len,
+            PRIME: attn.prime_len + 1,
             CROSS: encoder_len,
         }[attn.kind]
-        shape = (batch, attn.heads, size, attn.n_state // attn.heads)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.kv = torch.zeros(batch, 2, attn.heads, size, attn.n_state // attn.heads, dtype=dtype, device=device)
+        self.k, self.v = self.kv[:, 0], self.kv[:, 1]
 
     @property
     def nbytes(self) -> int:
-        return 2 * self.k.numel() * self.k.element_size()
+        return self.kv.numel() * self.kv.element_size()
 
 
+@torch.no_grad()
 def set_encoder(attn: Attention, cache: LayerCache, encoder: torch.Tensor) -> None:
     """Compute a cross-attention layer's keys/values from encoder states (N, S, W), once."""
     k, v = attn.kv(encoder).chunk(2, dim=-1)
@@ -63,17 +69,20 @@ def attend_cached(attn: Attention, x: torch.Tensor, t0: int, cache: LayerCache) 
     if kind == CROSS:
         return attn._merge(F.scaled_dot_product_attention(attn._split(attn.q(x)), cache.k, cache.v))
     q, k, v = (attn._split(t) for t in attn.qkv(x).chunk(3, dim=-1))
-    if kind in (DENSE, TRANSPOSE):
-        cache.k[:, :, t0 : t0 + c], cache.v[:, :, t0 : t0 + c] = k, v
+    kv = torch.stack([k, v], dim=1)  # (N, 2, H, C, d), written through the base (autograd-safe)
+    if kind == DENSE:
+        cache.kv[:, :, :, t0 : t0 + c] = kv
+    elif kind == TRANSPOSE:  # column-major: (N, 2, H, block_ctx, blocks, d)
+        cache.kv.view(*cache.kv.shape[:3], bc, -1, cache.kv.shape[-1])[:, :, :, s0 : s0 + c, block] = kv
     elif kind == BLOCK:
-        cache.k[:, :, s0 : s0 + c], cache.v[:, :, s0 : s0 + c] = k, v
+        cache.kv[:, :, :, s0 : s0 + c] = kv
     elif kind == PREV_BLOCK:
         half = (block % 2) * bc
-        cache.k[:, :, half + s0 : half + s0 + c], cache.v[:, :, half + s0 : half + s0 + c] = k, v
+        cache.kv[:, :, :, half + s0 : half + s0 + c] = kv
     elif kind == PRIME:
         end = min(t0 + c, attn.prime_len)
         if end > t0:
-            cache.k[:, :, t0:end], cache.v[:, :, t0:end] = k[:, :, : end - t0], v[:, :, : end - t0]
+            cache.kv[:, :, :, t0:end] = kv[:, :, :, : end - t0]
 
     if kind == DENSE:
         out = F.scaled_dot_product_attention(
@@ -90,9 +99,8 @@ def attend_cached(attn: Attention, x: torch.Tensor, t0: int, cache: LayerCache) 
             prev = ((block - 1) % 2) * bc
             out = F.scaled_dot_product_attention(q, cache.k[:, :, prev : prev + bc], cache.v[:, :, prev : prev + bc])
     elif kind == TRANSPOSE:
-        n, h, _, d = q.shape
-        column = lambda t: t.view(n, h, -1, bc, d)[:, :, : block + 1, s0 : s0 + c].transpose(2, 3)  # noqa: E731
-        out = F.scaled_dot_product_attention(q.unsqueeze(3), column(cache.k), column(cache.v)).squeeze(3)
+        columns = cache.kv.view(*cache.kv.shape[:3], bc, -1, cache.kv.shape[-1])[:, :, :, s0 : s0 + c, : block + 1]
+        out = F.scaled_dot_product_attention(q.unsqueeze(3), columns[:, 0], columns[:, 1]).squeeze(3)
     else:  # PRIME
         keys = min(t0 + c, attn.prime_len)
         out = F.scaled_dot_product_attention(
