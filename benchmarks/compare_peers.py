@@ -40,7 +40,6 @@ ratios measured in one run mean anything; the load average says how busy the mac
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import statistics
@@ -131,10 +130,8 @@ def reference_greedy(prior, row: list[int]) -> tuple[list[int], torch.Tensor]:
     """Our fp32 per-token path, greedy: tokens and logits (1, CHECK_TOKENS, V)."""
     seen = []
     y = torch.tensor([row])
-    # TEMPORARY, until sample_window(fast=...) lands: today's only path is the per-token one.
-    ref = {"fast": False} if "fast" in inspect.signature(sample_window).parameters else {}
     codes = sample_window(
-        prior, prior.condition(y), CHECK_TOKENS, top_k=1, on_logits=lambda t, lg: seen.append(lg), **ref
+        prior, prior.condition(y), CHECK_TOKENS, top_k=1, on_logits=lambda t, lg: seen.append(lg), fast=False
     )
     return codes.reshape(-1).tolist(), torch.stack(seen, dim=1)
 

@@ -19,7 +19,6 @@ only the protocol.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import os
 import re
@@ -141,10 +140,7 @@ class Ours:
 
         prior = build_prior(PriorConfig.from_dict(shape["config"])).eval()
         prior.load_state_dict(weights, strict=True)
-        if variant == "ref" and "fast" not in inspect.signature(sample_window).parameters:
-            # TEMPORARY, until sample_window(fast=...) lands: today's only path is the per-token one.
-            self.run = lambda cond, n, **kw: sample_window(prior, cond, n, **kw)
-        elif variant == "ref":
+        if variant == "ref":
             self.run = lambda cond, n, **kw: sample_window(prior, cond, n, fast=False, **kw)
         elif variant == "fast":
             self.run = lambda cond, n, **kw: sample_window(prior, cond, n, **kw)
