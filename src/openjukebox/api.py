@@ -53,7 +53,7 @@ def encode(
     levels = list(range(cfg.levels)) if levels is None else levels
     for lv in levels:
         if not 0 <= lv < cfg.levels:
-            raise ValueError(f"level {lv} does not exist; this model has levels 0..{cfg.levels - 1}")
+            raise UserError(f"level {lv} does not exist in {model_dir}; give --levels from 0 to {cfg.levels - 1}")
     audio = load_audio(audio_path, cfg.sample_rate, allow_silent=True)
     n = audio.shape[0]
     top_hop = max(cfg.hop_lengths[lv] for lv in levels)
@@ -105,7 +105,9 @@ def decode(
 ) -> np.ndarray:
     """Decode one level of a codes file to audio: float32 (N, T) at ``codes.sample_rate``."""
     if level not in codes.codes:
-        raise ValueError(f"the codes file has levels {sorted(codes.codes)}, not level {level}")
+        raise UserError(
+            f"the codes file has levels {', '.join(map(str, sorted(codes.codes)))}, not level {level}; give one of them"
+        )
     device = torch.device(device) if device else default_device()
     model = model or load_vqvae(resolve_codec(codes, model_dir), device)
     z = codes.codes[level].to(device)
@@ -311,7 +313,10 @@ def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: f
         keep = int(min(prompt_seconds, seconds) * codes.sample_rate) // top_hop * top_hop
         if keep == 0 or keep > codes.n_samples:
             length = codes.n_samples / codes.sample_rate
-            raise ValueError(f"{prompt_audio}: cannot prime on {prompt_seconds:g} s of a {length:.2f} s file")
+            raise UserError(
+                f"{prompt_audio}: cannot prime on {prompt_seconds:g} s of a {length:.2f} s file; give a shorter "
+                "--prompt-seconds or a longer prompt"
+            )
         hops = dict(enumerate(codes.hop_lengths))
         return {
             lv: c[:1, : keep // hops[lv]].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
@@ -374,8 +379,10 @@ def probe_writable(folder: Path) -> None:
     if not target.is_dir():
         raise UserError(f"{folder}: {target} is a file, so no folder can be made there; choose another path")
     try:
+        times = os.stat(target)
         fd, probe = tempfile.mkstemp(dir=target, prefix=".openjukebox-write-test.")
         os.close(fd)
         os.unlink(probe)
+        os.utime(target, ns=(times.st_atime_ns, times.st_mtime_ns))  # the folder looks untouched
     except OSError as e:
         raise UserError(f"{folder}: cannot write in {target} ({e.strerror}); choose another folder") from None

@@ -63,9 +63,14 @@ def read_model_config(model_dir: str | os.PathLike, kind: str) -> dict:
     if not isinstance(doc, dict):
         raise CheckpointError(f"{cfg_path} is damaged: it holds no JSON object; copy or export the model again")
     if doc.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{cfg_path}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{cfg_path}: format_version {doc.get('format_version')} is not {FORMAT_VERSION}; export the model "
+            "again with this version"
+        )
     if doc.get("kind") != kind:
-        raise CheckpointError(f"{model_dir} holds a {doc.get('kind')!r} model, but a {kind!r} model is needed")
+        raise CheckpointError(
+            f"{model_dir} holds a {doc.get('kind')!r} model, but a {kind!r} model is needed; give the right folder"
+        )
     if not isinstance(doc.get("config"), dict):
         raise CheckpointError(f"{cfg_path} has no 'config' object; copy or export the model again")
     return doc
@@ -126,7 +131,11 @@ def load_state_strict(
         (f"wrong shapes: {shapes}" if shapes else ""),
     ]
     if any(problems):
-        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(p for p in problems if p))
+        raise CheckpointError(
+            f"{source} does not fit the model: "
+            + "; ".join(p for p in problems if p)
+            + "; check that the weights and config.json belong together, or copy or export the model again"
+        )
     if check_only:
         return
     model.load_state_dict(state, strict=True, assign=assign)

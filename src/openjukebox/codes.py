@@ -17,6 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .errors import UserError
 from .fileio import atomic_path
 
 CODES_FORMAT, CODES_VERSION = "openjukebox.codes", 1
@@ -53,13 +54,15 @@ class CodesFile:
     def load(cls, path: str | os.PathLike) -> CodesFile:
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"{path}: no such codes file")
+            raise UserError(f"{path}: no such codes file; check the path")
         try:
             with safe_open(str(path), framework="pt") as f:
                 header = json.loads((f.metadata() or {})["openjukebox"])
                 codes = {int(k.split("_")[1]): f.get_tensor(k).long() for k in f.keys()}
         except Exception as e:  # noqa: BLE001 - any parse failure means "not a codes file"
-            raise ValueError(f"{path}: not an openjukebox codes file ({e})") from None
+            raise UserError(
+                f"{path}: not an openjukebox codes file ({e}); give a file written by encode or sample"
+            ) from None
         if header.get("format") != CODES_FORMAT:
             raise ValueError(f"{path}: not an openjukebox codes file (format {header.get('format')!r})")
         if header.get("version") != CODES_VERSION:

@@ -9,11 +9,14 @@ nothing is lost when the loop is interrupted.
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from .api import sample
 from .codes import CodesFile
+from .errors import UserError
 from .sampling.bundle import Bundle
 
 AGAIN, STOP = "again", "stop"
@@ -28,7 +31,7 @@ def compose(
     artist: str | None = None,
     genre: str | None = None,
     candidates: int = 3,
-    seed: int = 0,
+    seed: int | None = None,
     device: str | None = None,
     progress: bool = False,
     **sampling,
@@ -40,6 +43,10 @@ def compose(
     """
     out = Path(out_dir)
     top = Bundle(model_dir).top
+    if seed is None:  # the first round's seed when resuming, else a new one (printed by sample)
+        first = out / "round_00" / "codes.codes"
+        seed = CodesFile.load(first).extra["sampling"]["seed"] if first.is_file() else secrets.randbelow(2**31)
+        print(f"seed {seed} (to compose from the same candidates again, pass --seed {seed})", file=sys.stderr)
     chosen, length, attempt = None, 0.0, 0
     while length < seconds:
         target = min(seconds, length + step_seconds)
@@ -94,7 +101,14 @@ def ask_in_terminal(files: list[str]) -> int | str:
     for i, f in enumerate(files):
         print(f"  [{i}] {f}")
     while True:
-        answer = input(f"keep which (0-{len(files) - 1}), r for new candidates, q to finish and upsample? ").strip()
+        try:
+            answer = input(f"keep which (0-{len(files) - 1}), r for new candidates, q to finish and upsample? ")
+        except EOFError:
+            raise UserError(
+                "compose asks which candidate to keep, but its input ended; run it in a terminal, or pipe in "
+                "answers (a number, r or q per round); the rounds so far are kept"
+            ) from None
+        answer = answer.strip()
         if answer in ("r", "q"):
             return AGAIN if answer == "r" else STOP
         if answer.isdigit() and int(answer) < len(files):

@@ -81,7 +81,7 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give the path of a {what}")
     if not path.is_file():
-        raise UserError(f"{path}: no such {what}")
+        raise UserError(f"{path}: no such {what}; check the path")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")

@@ -64,7 +64,7 @@ def test_clear_sampling_errors(bundle, tmp_path, capsys):
     assert main([*base, "--artist", "Ada Lovelance", "--seconds", "2"]) == 2
     assert "unknown artist 'Ada Lovelance' for this model; closest known: ada_lovelace" in capsys.readouterr().err
     assert main([*base, "--seconds", "0.5"]) == 2
-    assert "0.5 s is outside what the level-2 prior was trained for" in capsys.readouterr().err
+    assert "--seconds 0.5 is outside what the level-2 prior was trained for" in capsys.readouterr().err
     assert main(["-q", "sample", "--model", str(tmp_path), "--out", str(tmp_path / "y"), "--seconds", "2"]) == 2
     assert "is not a model bundle: it needs vqvae/ and prior_level_N/" in capsys.readouterr().err
 
@@ -186,4 +186,4 @@ def test_guidance_defaults_to_the_models_label_dropout_and_is_recorded(bundle, t
     assert main([*base, "--model", str(guided), "--guidance", "1.5", "--out", str(tmp_path / "given")]) == 0
     assert settings(tmp_path / "given")["guidance"] == 1.5
     assert main([*base, "--model", str(guided), "--guidance", "0", "--out", str(tmp_path / "bad")]) == 2
-    assert "guidance must be positive" in capsys.readouterr().err
+    assert "argument --guidance: must be a number, above 0, not 0" in capsys.readouterr().err

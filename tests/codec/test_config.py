@@ -45,7 +45,7 @@ def test_config_round_trips_through_dict():
 
 
 def test_unknown_preset_and_bad_shapes_are_clear_errors():
-    with pytest.raises(ValueError, match="known presets: vqvae, small, tiny"):
+    with pytest.raises(ValueError, match="give one of: vqvae, small, tiny"):
         get_preset("huge")
     with pytest.raises(ValueError, match="one entry per level"):
         VQVAEConfig(levels=2)

@@ -90,5 +90,5 @@ def test_a_top_level_preview_continues_down_to_the_same_song(priors, tmp_path):
 
 def test_a_length_the_prior_cannot_time_is_refused_before_sampling(priors, tmp_path):
     configs = {lv: p.cfg for lv, p in priors.items()}
-    with pytest.raises(ValueError, match="0.5 s is outside what the level-2 prior was trained for: from 1 s"):
+    with pytest.raises(ValueError, match="--seconds 0.5 is outside what the level-2 prior was trained for"):
         sample_song(configs, priors.__getitem__, 2, {2: LABELS}, 0.5, 0, tmp_path / "x.codes", SETTINGS)

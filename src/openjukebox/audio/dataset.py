@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import atomic_path
+from ..errors import UserError
+from ..fileio import atomic_path, read_text
 from .io import AUDIO_EXTENSIONS, AudioError, load_audio
 
 
@@ -49,23 +50,28 @@ def read_sources(source: str | os.PathLike) -> list[dict]:
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
         if not files:
-            raise ValueError(f"{source}: no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)})")
+            raise UserError(
+                f"{source}: no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)}); give a folder with "
+                "audio files, or a JSONL manifest"
+            )
         return [{"path": str(p)} for p in files]
     if not source.is_file():
-        raise ValueError(f"{source}: no such folder or manifest")
+        raise UserError(f"{source}: no such folder or manifest; check the path")
     entries = []
-    for n, line in enumerate(source.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(source, "manifest").splitlines(), 1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
             path = Path(entry["path"])
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{source}:{n}: each manifest line must be a JSON object with a 'path' ({e})") from None
+            raise UserError(
+                f"{source}:{n}: each manifest line must be a JSON object with a 'path' ({e}); fix that line"
+            ) from None
         entry["path"] = str(path if path.is_absolute() else source.parent / path)
         entries.append(entry)
     if not entries:
-        raise ValueError(f"{source}: the manifest lists no files")
+        raise UserError(f"{source}: the manifest lists no files; give one JSON object with a 'path' per line")
     return entries
 
 

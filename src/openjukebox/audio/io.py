@@ -76,14 +76,14 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file; give the path of a file")
     if not path.is_file():
-        raise AudioError(path, "no such file")
+        raise AudioError(path, "no such file; check the path")
     try:
         with open(path, "rb") as f:
             head = f.read(16)
     except OSError as e:
         raise AudioError(path, f"cannot be read ({e.strerror}); check its permissions") from None
     if not head:
-        raise AudioError(path, "the file is empty (0 bytes)")
+        raise AudioError(path, "the file is empty (0 bytes); give a file with audio in it")
     if not _looks_like(path, head):
         raise AudioError(
             path,

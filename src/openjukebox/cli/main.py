@@ -1,321 +1,140 @@
-"""The ``openjukebox`` command: a thin layer over the Python API.
+"""The ``openjukebox`` command: the parser, and the one place where errors become messages.
 
-Errors a user can fix (bad files, wrong model folder, unknown preset) print one clear line and
-exit with status 2; Ctrl-C exits with 130 after saving what can be saved.
+Every option is checked as it is parsed (``cli/args.py``); each command checks its paths and
+models before any work (``cli/commands.py``). An error a user can fix prints one line,
+``openjukebox: error: <what was wrong and what to do>``, and exits with status 2, without a
+traceback; output folders the failed command created are removed when empty. Ctrl-C exits with
+130 after saving what can be saved. ``OPENJUKEBOX_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-from pathlib import Path
 
 from .. import __version__
+from . import args as A
+from . import commands as C
+from .guard import OutputGuard, describe, one_line_warnings
 
 
-def _is_main_process() -> bool:
-    """False in the other ranks of a torchrun job: only rank 0 reports."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    names = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every", "label_dropout")
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
-
-
-def _train_vqvae(args: argparse.Namespace) -> int:
-    from ..codec.config import get_preset
-    from ..training.vqvae import TRAIN_PRESETS, TrainConfig, train_vqvae
-
-    cfg = get_preset(args.preset)
-    tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TrainConfig()), **_overrides(args), bf16=args.bf16)
-    metrics = train_vqvae(args.data, args.out, cfg, tc, resume=args.resume, progress=not args.quiet, cache=args.cache)
-    if not _is_main_process():
-        return 0
-    if metrics:
-        levels = sorted(int(k.rsplit("_l", 1)[1]) for k in metrics if k.startswith("sc_db_l"))
-        for lv in levels:
-            print(
-                f"level {lv}: validation spectral convergence {metrics[f'sc_db_l{lv}']:.2f} dB, "
-                f"recons {metrics[f'recons_l{lv}']:.4g}, codes used {int(metrics[f'codes_used_l{lv}'])}"
-            )
-    print(f"model written to {args.out} (use it as --model {args.out})")
-    return 0
-
-
-def _train_prior(args: argparse.Namespace) -> int:
-    from ..prior.config import get_preset
-    from ..training.prior import TRAIN_PRESETS, TrainConfig, train_prior
-
-    tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TrainConfig()), **_overrides(args), bf16=args.bf16)
-    metrics = train_prior(
-        args.data,
-        args.out,
-        args.level,
-        args.vqvae,
-        get_preset(args.preset),
-        tc,
-        resume=args.resume,
-        progress=not args.quiet,
-        cache=args.cache,
-    )
-    if _is_main_process():
-        if metrics:
-            print(
-                f"validation: {metrics['bits_per_token']:.3f} bits per token "
-                f"(unigram entropy of the codes: {metrics['unigram_bits']:.3f})"
-            )
-        print(f"model written to {args.out}")
-    return 0
-
-
-def _encode(args: argparse.Namespace) -> int:
-    from ..api import encode
-
-    codes = encode(args.audio, args.model, args.levels, args.chunk_seconds, args.device, progress=not args.quiet)
-    codes.save(args.output)
-    shapes = ", ".join(f"level {lv}: {tuple(c.shape[1:])}" for lv, c in sorted(codes.codes.items()))
-    print(f"wrote {args.output} ({shapes} codes at {codes.sample_rate} Hz)")
-    return 0
-
-
-def _decode(args: argparse.Namespace) -> int:
-    from ..api import decode, write_audio
-    from ..codes import CodesFile
-
-    codes = CodesFile.load(args.codes)
-    audio = decode(codes, args.level, args.model, args.chunk_seconds, args.device, progress=not args.quiet)
-    for path in write_audio(args.output, audio, codes.sample_rate):
-        print(f"wrote {path}")
-    return 0
-
-
-def _report_sampled(meta: dict, out) -> None:
-    for level, files in sorted(meta["files"].items()):
-        print(f"level {level}: {', '.join(files)}")
-    print(f"codes, metadata and spectrogram in {out} ({meta['elapsed_s']} s)")
-
-
-def _sample(args: argparse.Namespace) -> int:
-    from ..api import sample
-    from ..models import default_model
-
-    meta = sample(
-        args.model or default_model(),
-        args.out,
-        args.seconds,
-        args.artist,
-        args.genre,
-        args.n_samples,
-        args.lowest_level,
-        args.temperature,
-        args.top_k,
-        args.top_p,
-        args.seed,
-        args.device,
-        progress=not args.quiet,
-        prompt_audio=args.prompt,
-        prompt_seconds=args.prompt_seconds,
-        codes_file=args.codes,
-        lyrics_file=args.lyrics,
-        alignment_head=_layer_head(args.alignment_head),
-        guidance=args.guidance,
-    )
-    _report_sampled(meta, args.out)
-    return 0
-
-
-def _layer_head(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        layer, head = (int(v) for v in text.split(":"))
-    except ValueError:
-        raise SystemExit(f"--alignment-head takes LAYER:HEAD, e.g. 68:2; got {text!r}") from None
-    return layer, head
-
-
-def _compose(args: argparse.Namespace) -> int:
-    from ..compose import ask_in_terminal, compose
-
-    meta = compose(
-        args.model,
-        args.out,
-        args.seconds,
-        args.step_seconds,
-        ask_in_terminal,
-        args.artist,
-        args.genre,
-        args.candidates,
-        args.seed,
-        args.device,
-        progress=not args.quiet,
-        temperature=args.temperature,
-        guidance=args.guidance,
-    )
-    _report_sampled(meta, Path(args.out) / "final")
-    return 0
-
-
-def _data_debian(args: argparse.Namespace) -> int:
-    from ..data.debian_music import build_debian_music
-
-    entries = build_debian_music(args.out, args.root, args.limit)
-    hours = sum(e["duration"] for e in entries) / 3600
-    artists = len({e["artist"] for e in entries})
-    print(f"wrote {args.out}: {len(entries)} tracks, {hours:.2f} hours, {artists} artists")
-    return 0
-
-
-def _data_scores(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..data.scores import build_scores
-
-    bar = None if args.quiet else lambda jobs: tqdm(jobs, desc="rendering scores", unit="score")
-    manifest = build_scores(
-        args.out, args.sample_rate, args.composers, args.per_composer, args.sets, args.max_seconds, bar
-    )
-    print(f"wrote {manifest}: {sum(1 for _ in open(manifest))} tracks")
-    return 0
-
-
-def _data_chorales(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..data.chorales import build_chorales
-
-    bar = None if args.quiet else lambda items: tqdm(items, desc="singing chorales", unit="chorale")
-    manifest = build_chorales(args.out, args.sample_rate, args.limit, args.accompaniment, args.max_seconds, bar)
-    print(f"wrote {manifest}: {sum(1 for _ in open(manifest))} sung chorales with timed lyrics")
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-
-    run_demo(Path(args.out), steps=args.steps, progress=not args.quiet)
-    return 0
-
-
-def _import_openai(args: argparse.Namespace) -> int:
-    from ..convert.importer import import_checkpoint, import_hf, import_release, read_hparams
-
-    if sum(map(bool, (args.checkpoint, args.release, args.hf))) != 1:
-        raise ValueError("give one of: a CHECKPOINT file, --release DIR, --hf DIR")
-    if args.preset and args.hparams:
-        raise ValueError("give either --preset or --hparams, not both")
-    if args.release:
-        done = import_release(args.release, args.out, args.ids)
-    elif args.hf:
-        done = import_hf(args.hf, args.out, args.ids)
-    else:
-        hparams = read_hparams(args.hparams) if args.hparams else None
-        done = [import_checkpoint(args.checkpoint, args.out, args.preset, hparams, args.vqvae, args.ids)]
-    for item in done:
-        size = f", {item['parameters']:,} parameters" if "parameters" in item else ""
-        print(f"{item['kind']}: {item['out']} ({item['tensors']} tensors{size})")
-    if not args.ids and any(d["kind"] == "prior" for d in done):
-        print("note: no --ids given: artist and genre names cannot be looked up (ids only)", file=sys.stderr)
-    return 0
-
-
-def _presets(args: argparse.Namespace) -> int:
-    from ..codec.config import PRESETS
-    from ..prior.config import PRESETS as PRIOR_PRESETS
-
-    for name, cfg in PRESETS.items():
-        print(f"{name:18s} vqvae  {cfg.sample_rate} Hz, hops {cfg.hop_lengths}, {cfg.l_bins} codes, width {cfg.width}")
-    for name, p in PRIOR_PRESETS.items():
-        kind = "upsampler" if p.conditioner else "prior"
-        print(f"{name:18s} {kind:9s} width {p.width}, depth {p.depth}, heads {p.heads}, n_ctx {p.n_ctx}")
-    return 0
-
-
-def _training_args(p: argparse.ArgumentParser, default_preset: str) -> None:
+def _training_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--data", required=True, help="folder of audio files, or a JSONL manifest")
-    p.add_argument("--preset", default=default_preset, help="model preset (see `openjukebox presets`)")
+    p.add_argument("--preset", help=f"model preset (default {presets}; see `openjukebox presets`); not with --resume")
     p.add_argument("--out", required=True, help="run folder: checkpoints, logs and the trained model")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
-    p.add_argument("--steps", type=int, help="total training steps")
-    p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--save-every", type=int, help="checkpoint interval in steps")
-    p.add_argument("--eval-every", type=int, help="validation interval in steps")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out where it stopped, with its saved settings; --steps, --save-every, "
+        "--eval-every and --bf16 may change them",
+    )
+    p.add_argument("--steps", type=A.positive_int, help="total training steps (default: the preset's)")
+    p.add_argument("--batch-size", type=A.positive_int, help="global batch size (split over torchrun processes)")
+    p.add_argument("--lr", type=A.positive_float, help="learning rate after warmup (default: the preset's)")
+    p.add_argument("--seed", type=A.seed, help="seed of the weights and of the data order (default 0)")
+    p.add_argument("--save-every", type=A.positive_int, help="checkpoint interval in steps")
+    p.add_argument("--eval-every", type=A.positive_int, help="validation interval in steps")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument(
         "--cache", help="cache of decoded audio and codes (default: $OPENJUKEBOX_CACHE or ~/.cache/openjukebox)"
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="openjukebox", description="openjukebox: train, encode, decode and sample music with Jukebox-style models."
-    )
-    p.add_argument("--version", action="version", version=f"openjukebox {__version__}")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train a model on your own audio")
-    tsub = train.add_subparsers(dest="model_kind", required=True)
-    tv = tsub.add_parser("vqvae", help="train the hierarchical VQ-VAE")
-    _training_args(tv, default_preset="small")
-    tv.add_argument("--sample-length", type=int, help="training crop length in samples")
-    tv.set_defaults(func=_train_vqvae)
-    tp = tsub.add_parser("prior", help="train a top-level prior or an upsampler on a VQ-VAE's codes")
-    _training_args(tp, default_preset="tiny_top")
-    tp.add_argument("--level", type=int, required=True, help="VQ-VAE level: the top for a prior, lower for upsamplers")
-    tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
-    tp.add_argument(
-        "--label-dropout",
-        type=float,
-        help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
-    )
-    tp.set_defaults(func=_train_prior)
-
-    enc = sub.add_parser("encode", help="audio file -> codes file")
-    enc.add_argument("audio")
-    enc.add_argument("--model", required=True, help="VQ-VAE model folder")
-    enc.add_argument("-o", "--output", required=True, help="codes file to write")
-    enc.add_argument("--levels", type=int, nargs="+", help="levels to encode (default: all)")
-    enc.set_defaults(func=_encode)
-
-    dec = sub.add_parser("decode", help="codes file -> audio file")
-    dec.add_argument("codes")
-    dec.add_argument("--level", type=int, required=True)
-    dec.add_argument("--model", help="VQ-VAE model folder (default: the one recorded in the codes file)")
-    dec.add_argument("-o", "--output", required=True, help=".wav or .flac file to write")
-    dec.set_defaults(func=_decode)
-    for cmd in (enc, dec):
-        cmd.add_argument("--chunk-seconds", type=float, default=10.0, help="work in chunks of this length")
-        cmd.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-
-    smp = sub.add_parser("sample", help="sample new music with a model bundle")
-    smp.add_argument(
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    """The options ``sample`` and ``compose`` share."""
+    p.add_argument(
         "--model", help="bundle folder: vqvae/ and prior_level_N/ model folders (default: the model that ships inside)"
     )
-    smp.add_argument("--out", required=True, help="output folder; sampling again into it resumes")
-    smp.add_argument("--seconds", type=float, help="length of the song (with --codes: default the file's length)")
-    smp.add_argument("--artist", help="artist name (see the model's vocabulary)")
-    smp.add_argument("--genre", help="genre name (see the model's vocabulary)")
-    smp.add_argument("--n-samples", type=int, default=1)
-    smp.add_argument("--lowest-level", type=int, help="stop above level 0 (e.g. the top level alone: a quick preview)")
-    smp.add_argument("--temperature", type=float, default=0.99)
-    smp.add_argument("--top-k", type=int, default=0)
-    smp.add_argument("--top-p", type=float, default=0.0)
-    smp.add_argument("--seed", type=int, default=0)
-    smp.add_argument(
+    p.add_argument("--artist", help="artist name (`openjukebox info MODEL` lists them)")
+    p.add_argument("--genre", help="genre name (`openjukebox info MODEL` lists them)")
+    p.add_argument(
+        "--temperature",
+        type=A.positive_float,
+        default=0.99,
+        help="above 0; below 1 makes the likeliest codes likelier, above 1 makes choices more random (default 0.99)",
+    )
+    p.add_argument(
         "--guidance",
-        type=float,
+        type=A.positive_float,
         help="classifier-free guidance on artist and genre: 1 none, 2-5 stronger "
         "(default: 3 for models trained with --label-dropout, else 1)",
     )
-    smp.add_argument("--device", help="cpu, cuda, mps (default: cuda if available)")
+    p.add_argument("--seed", type=A.seed, help="random seed (default: a new one, printed and saved in metadata.json)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+
+
+def _add(sub, name: str, func, **kw) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, **kw)
+    A.quiet_flag(p)
+    p.set_defaults(func=func)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every option with its help, checked as it is parsed."""
+    p = A.Parser(
+        prog="openjukebox", description="openjukebox: train, encode, decode and sample music with Jukebox-style models."
+    )
+    p.add_argument("--version", action="version", version=f"openjukebox {__version__}", help="print the version")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model on your own audio")
+    tsub = train.add_subparsers(dest="model_kind", required=True, metavar="KIND")
+    tv = _add(tsub, "vqvae", C.train_vqvae, help="train the hierarchical VQ-VAE")
+    _training_args(tv, presets="small")
+    tv.add_argument("--sample-length", type=A.positive_int, help="training crop length in samples")
+    tp = _add(tsub, "prior", C.train_prior, help="train a top-level prior or an upsampler on a VQ-VAE's codes")
+    _training_args(tp, presets="tiny_top")
+    tp.add_argument("--level", type=A.non_negative_int, help="VQ-VAE level: the top for a prior, lower for upsamplers")
+    tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
+    tp.add_argument(
+        "--label-dropout",
+        type=A.number(float, 0, 1),
+        help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
+    )
+
+    enc = _add(sub, "encode", C.encode, help="audio file -> codes file")
+    enc.add_argument("audio", help="audio file: WAV, FLAC, Ogg Vorbis, Opus or MP3")
+    enc.add_argument("--model", help="VQ-VAE model folder, or a bundle (default: the model that ships inside)")
+    enc.add_argument("-o", "--output", required=True, help="codes file to write (e.g. song.codes)")
+    enc.add_argument("--levels", type=A.non_negative_int, nargs="+", help="levels to encode (default: all)")
+
+    dec = _add(sub, "decode", C.decode, help="codes file -> audio file")
+    dec.add_argument("codes", help="codes file written by encode or sample")
+    dec.add_argument("--level", type=A.non_negative_int, required=True, help="which level of the codes to decode")
+    dec.add_argument(
+        "--model", help="VQ-VAE model folder or bundle (default: the one recorded in the codes file, else the shipped)"
+    )
+    dec.add_argument("-o", "--output", required=True, help="audio file to write: .wav, .flac, .ogg or .mp3")
+    for cmd in (enc, dec):
+        cmd.add_argument(
+            "--chunk-seconds", type=A.seconds, default=10.0, help="work in chunks of this length (default 10)"
+        )
+        cmd.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+
+    smp = _add(sub, "sample", C.sample, help="sample new music with a model bundle")
+    _sampling_args(smp)
+    smp.add_argument("--out", required=True, help="output folder; sampling again into it resumes")
+    smp.add_argument("--seconds", type=A.seconds, help="length of the song (with --codes: default the file's length)")
+    smp.add_argument("--n-samples", type=A.positive_int, default=1, help="how many songs to sample (default 1)")
+    smp.add_argument(
+        "--lowest-level",
+        type=A.non_negative_int,
+        help="stop above level 0 (e.g. the top level alone: a quick preview); run again without it to continue down",
+    )
+    smp.add_argument(
+        "--top-k", type=A.non_negative_int, default=0, help="sample among the k likeliest codes only (default 0: off)"
+    )
+    smp.add_argument(
+        "--top-p",
+        type=A.probability,
+        default=0.0,
+        help="sample among the likeliest codes whose probabilities add up to p, from 0 to 1 (default 0: off)",
+    )
     smp.add_argument("--prompt", help="primed mode: an audio file whose beginning the songs continue")
-    smp.add_argument("--prompt-seconds", type=float, default=2.0, help="how much of --prompt to keep")
+    smp.add_argument("--prompt-seconds", type=A.seconds, default=2.0, help="how much of --prompt to keep (default 2)")
     smp.add_argument(
         "--lyrics",
         help="lyrics to sing: a .txt file, or .lrc for timed lyrics (needs a model trained with lyrics); "
@@ -323,61 +142,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     smp.add_argument(
         "--alignment-head",
+        type=A.layer_head,
         help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
     )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
-    smp.set_defaults(func=_sample)
 
-    cmp = sub.add_parser("compose", help="co-compose: pick among candidate continuations, then upsample")
-    cmp.add_argument("--model", required=True, help="bundle folder: vqvae/ and prior_level_N/ model folders")
+    cmp = _add(sub, "compose", C.compose, help="co-compose: pick among candidate continuations, then upsample")
+    _sampling_args(cmp)
     cmp.add_argument("--out", required=True, help="output folder: round_NN/ previews, chosen.codes, final/")
-    cmp.add_argument("--seconds", type=float, required=True, help="length of the finished song")
-    cmp.add_argument("--step-seconds", type=float, default=4.0, help="how much each round adds")
-    cmp.add_argument("--candidates", type=int, default=3)
-    cmp.add_argument("--artist")
-    cmp.add_argument("--genre")
-    cmp.add_argument("--temperature", type=float, default=0.99)
-    cmp.add_argument("--guidance", type=float, help="as for sample")
-    cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--device")
-    cmp.set_defaults(func=_compose)
+    cmp.add_argument("--seconds", type=A.seconds, required=True, help="length of the finished song")
+    cmp.add_argument("--step-seconds", type=A.seconds, default=4.0, help="how much each round adds (default 4)")
+    cmp.add_argument("--candidates", type=A.positive_int, default=3, help="continuations per round (default 3)")
+
+    inf = _add(sub, "info", C.info, help="list a model's artists, genres, lyric characters and song lengths")
+    inf.add_argument("model", nargs="?", help="bundle or model folder (default: the model that ships inside)")
 
     data = sub.add_parser("data", help="build training manifests from data that installs offline")
-    dsub = data.add_subparsers(dest="builder", required=True)
-    deb = dsub.add_parser("debian-music", help="real recordings: Debian's wesnoth and warzone2100 music packages")
+    dsub = data.add_subparsers(dest="builder", required=True, metavar="BUILDER")
+    deb = _add(dsub, "debian-music", C.data_debian, help="real recordings: Debian's wesnoth and warzone2100 music")
     deb.add_argument("--out", required=True, help="manifest (.jsonl) to write")
     deb.add_argument("--root", default="/usr/share/games", help="where the packages installed their music")
-    deb.add_argument("--limit", type=int, help="at most this many tracks")
-    deb.set_defaults(func=_data_debian)
+    deb.add_argument("--limit", type=A.positive_int, help="at most this many tracks")
     from ..data.scores import COMPOSERS, INSTRUMENT_SETS
 
-    sco = dsub.add_parser("scores", help="the music21 corpus rendered with General MIDI instrument sets as genres")
+    sco = _add(dsub, "scores", C.data_scores, help="the music21 corpus rendered with General MIDI instrument sets")
     sco.add_argument("--out", required=True, help="folder for the audio and manifest.jsonl")
     sco.add_argument(
-        "--composers", nargs="+", default=["bach", "beethoven", "mozart", "haydn"], choices=list(COMPOSERS)
+        "--composers",
+        nargs="+",
+        default=["bach", "beethoven", "mozart", "haydn"],
+        choices=list(COMPOSERS),
+        help="composers to render (they become the artists)",
     )
-    sco.add_argument("--per-composer", type=int, default=8, help="scores per composer")
+    sco.add_argument("--per-composer", type=A.positive_int, default=8, help="scores per composer")
     sco.add_argument(
-        "--sets", nargs="+", default=["piano", "strings", "organ", "guitar", "choir"], choices=list(INSTRUMENT_SETS)
+        "--sets",
+        nargs="+",
+        default=["piano", "strings", "organ", "guitar", "choir"],
+        choices=list(INSTRUMENT_SETS),
+        help="instrument sets (they become the genres)",
     )
-    sco.add_argument("--max-seconds", type=float, default=60.0, help="cut each rendering at this length")
-    sco.add_argument("--sample-rate", type=int, default=22050)
-    sco.set_defaults(func=_data_scores)
-    cho = dsub.add_parser("chorales", help="Bach chorales with their German lyrics sung (espeak-ng + WORLD), timed")
+    sco.add_argument("--max-seconds", type=A.seconds, default=60.0, help="cut each rendering at this length")
+    sco.add_argument("--sample-rate", type=A.positive_int, default=22050, help="sample rate of the audio in Hz")
+    cho = _add(dsub, "chorales", C.data_chorales, help="Bach chorales with their German lyrics sung, timed")
     cho.add_argument("--out", required=True, help="folder for the audio and manifest.jsonl")
-    cho.add_argument("--limit", type=int, default=20, help="number of chorales")
-    cho.add_argument("--accompaniment", default="organ", choices=list(INSTRUMENT_SETS))
-    cho.add_argument("--max-seconds", type=float, default=90.0)
-    cho.add_argument("--sample-rate", type=int, default=22050)
-    cho.set_defaults(func=_data_chorales)
+    cho.add_argument("--limit", type=A.positive_int, default=20, help="number of chorales")
+    cho.add_argument(
+        "--accompaniment", default="organ", choices=list(INSTRUMENT_SETS), help="instrument set of the lower parts"
+    )
+    cho.add_argument("--max-seconds", type=A.seconds, default=90.0, help="cut each chorale at this length")
+    cho.add_argument("--sample-rate", type=A.positive_int, default=22050, help="sample rate of the audio in Hz")
 
-    demo = sub.add_parser("demo", help="render music, train a tiny codec on it, encode and decode")
+    demo = _add(sub, "demo", C.demo, help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")
-    demo.add_argument("--steps", type=int, default=400)
-    demo.set_defaults(func=_demo)
+    demo.add_argument("--steps", type=A.positive_int, default=400, help="training steps of the tiny codec")
 
-    imp = sub.add_parser(
+    imp = _add(
+        sub,
         "import-openai",
+        C.import_openai,
         help="convert original Jukebox checkpoints (.pth.tar) into openjukebox model folders",
         description="Convert an original Jukebox checkpoint, loaded with weights_only=True (files that would run "
         "code are refused), or a whole release folder (--release) into ready-to-sample bundles.",
@@ -392,22 +215,39 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--hf", help="folder of the Hugging Face mirror (transformers port), e.g. openai/jukebox-1b-lyrics"
     )
-    imp.set_defaults(func=_import_openai)
 
-    sub.add_parser("presets", help="list model presets").set_defaults(func=_presets)
+    _add(sub, "presets", C.presets, help="list model presets")
     return p
 
 
+def _outputs(args: argparse.Namespace) -> list[str]:
+    """The folders this command writes into (for an output file, its folder)."""
+    folders = [getattr(args, "out", None)]
+    if getattr(args, "output", None):
+        folders.append(os.path.dirname(os.path.abspath(args.output)))
+    return [f for f in folders if f]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError) as e:
-        print(f"openjukebox: error: {e}", file=sys.stderr)
-        return 2
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    debug = bool(os.environ.get("OPENJUKEBOX_DEBUG"))
+    with one_line_warnings():
+        try:
+            args = build_parser().parse_args(argv)
+        except A.UsageError as e:
+            print(f"openjukebox: error: {describe(e)}", file=sys.stderr)
+            return 2
+        try:
+            with OutputGuard(_outputs(args)):
+                return args.func(args)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except (ValueError, OSError) as e:  # UserError and the other problems with the user's input
+            if debug:
+                raise
+            print(f"openjukebox: error: {describe(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -125,4 +125,4 @@ def get_preset(name: str) -> VQVAEConfig:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown VQ-VAE preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+        raise ValueError(f"unknown VQ-VAE preset {name!r}; give one of: {', '.join(PRESETS)}") from None

@@ -144,5 +144,9 @@ def convert_prior_state(
         f"wrong shapes: {shapes}" if shapes else "",
     ]
     if any(problems):
-        raise ConversionError("the checkpoint does not fit the model: " + "; ".join(p for p in problems if p))
+        raise ConversionError(
+            "the checkpoint does not fit the model: "
+            + "; ".join(p for p in problems if p)
+            + "; check that the file is complete and that --preset or --hparams describe it (or leave them out)"
+        )
     return out

@@ -255,4 +255,4 @@ def get_preset(name: str) -> PriorConfig:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown prior preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+        raise ValueError(f"unknown prior preset {name!r}; give one of: {', '.join(PRESETS)}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -46,7 +47,8 @@ class Bundle:
         if not self.vqvae_dir.is_dir() or not self.prior_dirs:
             raise UserError(
                 f"{self.path} is not a model bundle: it needs vqvae/ and prior_level_N/ model folders "
-                "(the top-level prior and the upsamplers below it)"
+                "(the top-level prior and the upsamplers below it); give --model such a folder, or leave it out "
+                "for the model that ships inside"
             )
         docs = {lv: read_model_config(d, "prior") for lv, d in self.prior_dirs.items()}
         self.configs = {lv: parse_config(self.prior_dirs[lv], doc, PriorConfig.from_dict) for lv, doc in docs.items()}
@@ -58,18 +60,18 @@ class Bundle:
         self.label_dropout = {lv: float(doc.get("label_dropout") or 0.0) for lv, doc in docs.items()}
         top = max(self.configs)
         if sorted(self.configs) != list(range(min(self.configs), top + 1)):
-            raise ValueError(f"{self.path}: prior levels {sorted(self.configs)} are not contiguous")
+            raise UserError(
+                f"{self.path}: prior levels {sorted(self.configs)} are not contiguous; add the missing prior_level_N"
+            )
         for lv, cfg in self.configs.items():
             if (cfg.conditioner is None) != (lv == top):
-                raise ValueError(
-                    f"{self.prior_dirs[lv]}: level {lv} should be {'a top prior' if lv == top else 'an upsampler'}"
+                raise UserError(
+                    f"{self.prior_dirs[lv]}: level {lv} should be {'a top prior' if lv == top else 'an upsampler'} "
+                    "by its config.json; check that the folder holds the right model, or copy it again"
                 )
         self.codec_id = model_id(self.vqvae_dir)
         self.prior_ids = {lv: _quick_id(d) for lv, d in self.prior_dirs.items()}
-        for lv, doc in docs.items():
-            made_for = doc.get("vqvae", {}).get("id")
-            if made_for and made_for != self.codec_id:
-                raise ValueError(f"{self.prior_dirs[lv]} was trained on another VQ-VAE than {self.vqvae_dir}")
+        self._made_for = {lv: (doc.get("vqvae") or {}).get("id") for lv, doc in docs.items()}
 
     def check(self) -> None:
         """Check every model of the bundle before any work: each weights file complete, with every
@@ -82,13 +84,21 @@ class Bundle:
                 check_weights(self.prior_dirs[lv], prior)
                 if lv == self.top:
                     self.lyric_layers = prior.lyric_layers()
+        for lv, made_for in self._made_for.items():
+            if made_for and made_for != self.codec_id:
+                raise UserError(
+                    f"{self.prior_dirs[lv]} was trained on another VQ-VAE than {self.vqvae_dir}; put the VQ-VAE "
+                    "it was trained on (its config.json records the path) into the bundle"
+                )
 
     def check_alignment_head(self, head: tuple[int, int] | None) -> None:
         """Refuse a --alignment-head LAYER:HEAD that is not a lyric-attention head of the top prior."""
         if head is None:
             return
         if not self.sings:
-            raise UserError("--alignment-head needs --lyrics and a model that sings (a top prior with lyrics)")
+            raise UserError(
+                "--alignment-head needs a model that sings; give --model a bundle with lyrics, or leave it out"
+            )
         layers = getattr(self, "lyric_layers", None)
         if layers is None:
             with torch.device("meta"):
@@ -98,7 +108,8 @@ class Bundle:
         if layer not in layers or not 0 <= h < heads:
             raise UserError(
                 f"--alignment-head {layer}:{h} is not a lyric-attention head of this model: the layers that "
-                f"attend to lyrics are {', '.join(map(str, layers))}, with heads 0 to {heads - 1}"
+                f"attend to lyrics are {', '.join(map(str, layers))}, with heads 0 to {heads - 1}; give one of "
+                "them or leave it out"
             )
 
     def check_level(self, lowest: int | None) -> None:
@@ -145,11 +156,16 @@ class Bundle:
         tokenizer = self.tokenizers[self.top]
         if tokenizer is None:
             raise ValueError(f"{self.prior_dirs[self.top]} has no lyric vocabulary in its config.json")
-        song = read_lyrics_file(path, tokenizer) if path is not None else SongLyrics.from_text(tokenizer, text)
+        with warnings.catch_warnings(record=True) as dropped:
+            warnings.simplefilter("always")
+            song = read_lyrics_file(path, tokenizer) if path is not None else SongLyrics.from_text(tokenizer, text)
         source = str(path) if path is not None else "the lyrics"
-        if not song.tokens:
+        if song.tokens:
+            for w in dropped:
+                warnings.warn(w.message, w.category, stacklevel=2)
+        else:
             chars = tokenizer.chars.replace("\n", "\\n").replace("\t", "\\t")
-            raise UserError(f"{source}: no character this model can sing; it knows {chars!r}")
+            raise UserError(f"{source}: no character this model can sing; give lyrics in the characters {chars!r}")
         if seconds is not None:
             check_lyrics_fit(song, seconds, source)
         return [song] * n

@@ -39,8 +39,8 @@ def check_duration(configs: dict[int, PriorConfig], seconds: float) -> None:
         lc = cfg.labels
         if lc is not None and lc.timing and not lc.min_duration <= seconds < lc.max_duration:
             raise ValueError(
-                f"{seconds:g} s is outside what the level-{cfg.level} prior was trained for: "
-                f"from {lc.min_duration:g} s to under {lc.max_duration:g} s"
+                f"--seconds {seconds:g} is outside what the level-{cfg.level} prior was trained for: "
+                f"give from {lc.min_duration:g} s to under {lc.max_duration:g} s"
             )
 
 

@@ -56,10 +56,13 @@ def open_run(out: Path, resume: bool) -> dict | None:
     """The saved state of run folder ``out`` when resuming, else None after checking it is free."""
     if not resume:
         if (out / STATE_NAME).exists():
-            raise ValueError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
+            raise UserError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
         return None
     if not (out / STATE_NAME).exists():
-        raise ValueError(f"nothing to resume: {out / STATE_NAME} does not exist")
+        raise UserError(
+            f"nothing to resume: {out / STATE_NAME} does not exist; leave out --resume to start a new run, "
+            "or give the --out of the run to continue"
+        )
     return load_train_state(out / STATE_NAME)
 
 
