@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from openjukebox.transformer.attention import BLOCK, CROSS, PREV_BLOCK, PRIME, TRANSPOSE
+from openjukebox.transformer.decode import DecodePlan, StepTables, decode_step
+from openjukebox.transformer.model import Transformer
+
+L, BC, W = 24, 6, 32
+PATTERNS = [(0, 4), (1, 4), (2, 6), (8, 10), (10, 20), (12, 48)]
+
+
+def _transformer(order, depth):
+    torch.manual_seed(order)
+    return Transformer(W, depth, heads=2, n_ctx=L, attn_order=order, blocks=L // BC, prime_len=10).double().eval()
+
+
+@pytest.mark.parametrize("order,depth", PATTERNS)
+@pytest.mark.parametrize("prefill,host_position", [(0, True), (7, False)])
+def test_decode_step_equals_the_full_forward(order, depth, prefill, host_position):
+    """Every attention kind: a prompt prefilled by forward_cached, then one decode_step per position
+    (position as an int on the CPU path, as a tensor on the CUDA-graph path) equals the full forward."""
+    model = _transformer(order, depth)
+    x, enc = torch.randn(2, L, W).double(), torch.randn(2, 5, W).double()
+    enc = enc if CROSS in model.kinds else None
+    with torch.no_grad():
+        full = model(x, enc)
+        caches = model.make_caches(2, enc, dtype=torch.float64)
+        plan = DecodePlan.of(model, torch.device("cpu"), torch.float64)
+        outs = [model.forward_cached(x[:, :prefill], 0, caches)] if prefill else []
+        for t in range(prefill, L):
+            pos = t if host_position else torch.tensor([t])
+            outs.append(decode_step(plan, x[:, t : t + 1], pos, caches))
+    torch.testing.assert_close(torch.cat(outs, 1), full)
+
+
+def test_decode_step_and_forward_cached_leave_the_same_caches():
+    model = _transformer(12, 48)  # every kind: block, transpose, previous block, prime, dense
+    x = torch.randn(1, L, W).double()
+    with torch.no_grad():
+        ref, fast = model.make_caches(1, dtype=torch.float64), model.make_caches(1, dtype=torch.float64)
+        plan = DecodePlan.of(model, torch.device("cpu"), torch.float64)
+        for t in range(L):
+            model.forward_cached(x[:, t : t + 1], t, ref)
+            decode_step(plan, x[:, t : t + 1], t, fast)
+    for layer, a, b in zip(model.layers, ref, fast, strict=True):
+        if layer.attn.kind == PRIME:  # the decode step also writes the positions past prime_len to a spare slot
+            a, b = a.kv[..., :10, :], b.kv[..., :10, :]
+            torch.testing.assert_close(a, b)
+        else:
+            torch.testing.assert_close(a.kv, b.kv)
+
+
+def test_step_tables_slots_and_masks():
+    tables = StepTables(24, 6, 10, frozenset({BLOCK, TRANSPOSE, PREV_BLOCK, PRIME}), torch.device("cpu"), torch.float32)
+    at, of = tables.at(13), tables.of(torch.tensor([13]))  # block 2, column 1
+    for index in (at, of):
+        assert index.slots[BLOCK].item() == 1
+        assert index.slots[TRANSPOSE].item() == 1 * 4 + 2  # column-major: column 1, block 2
+        assert index.slots[PREV_BLOCK].item() == 0 * 6 + 1  # block 2 writes the first half of the ring
+        assert index.slots[PRIME].item() == 10  # past prime_len: the spare slot
+        visible = {k: (m == 0).flatten().nonzero().flatten().tolist() for k, m in index.masks.items() if m is not None}
+        assert visible[BLOCK] == [0, 1]
+        assert visible[TRANSPOSE] == [0, 1, 2]
+        assert visible[PREV_BLOCK] == [6, 7, 8, 9, 10, 11]  # the previous block: the other half
+        assert visible[PRIME] == list(range(10))
+        assert index.column.item() == 1
+    first = tables.at(3)  # block 0 attends the zero half of the ring: the original's output 0
+    assert (first.masks[PREV_BLOCK] == 0).flatten().nonzero().flatten().tolist() == [6, 7, 8, 9, 10, 11]
