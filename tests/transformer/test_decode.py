@@ -63,6 +63,6 @@ def test_step_tables_slots_and_masks():
         assert visible[TRANSPOSE] == [0, 1, 2]
         assert visible[PREV_BLOCK] == [6, 7, 8, 9, 10, 11]  # the previous block: the other half
         assert visible[PRIME] == list(range(10))
-        assert index.column.item() == 1
+        assert int(index.column) == 1
     first = tables.at(3)  # block 0 attends the zero half of the ring: the original's output 0
     assert (first.masks[PREV_BLOCK] == 0).flatten().nonzero().flatten().tolist() == [6, 7, 8, 9, 10, 11]

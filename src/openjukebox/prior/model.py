@@ -222,20 +222,31 @@ class Prior(nn.Module):
         """What ``decode_step`` needs for a window sampled under ``cond`` with ``caches``."""
         first = self.x_emb(cond.lyrics[:, -1:]) if self.single else cond.start.to(self.pos_emb.dtype)
         head = (lambda h: F.linear(h, self.x_emb.weight)) if self.x_out is None else linear_fn(self.x_out)
-        return DecodeState(caches, first, DecodePlan.of(self.transformer), head)
+        plan = DecodePlan.of(self.transformer, self.pos_emb.device, self.pos_emb.dtype)
+        return DecodeState(caches, first, plan, head)
 
-    def decode_step(self, prev: torch.Tensor, pos: torch.Tensor, cond: Conditioning, state: DecodeState) -> torch.Tensor:
-        """Logits (N, V) of code position ``pos`` ((1,) long tensor), given the code at pos-1 (N, 1).
+    def decode_step(
+        self, prev: torch.Tensor, pos: int | torch.Tensor, cond: Conditioning, state: DecodeState
+    ) -> torch.Tensor:
+        """Logits (N, V) of code position ``pos`` given the code at pos-1 (N, 1): the static-shape
+        step of ``forward_cached`` (the same values up to float rounding).
 
-        The static-shape step of ``forward_cached`` (the same values up to float rounding). No
-        host synchronisation, so a GPU can replay it from a CUDA graph.
+        ``pos`` is an int, or a (1,) long tensor on the device: then nothing waits for the host,
+        so a GPU can replay the step from a CUDA graph.
         """
-        x = torch.where(pos == 0, state.first, self.x_emb(prev + self.code_offset))
-        x = x + self.pos_emb.index_select(0, pos + self.prefix_len)
-        x_cond = None if cond.x_cond is None else cond.x_cond.index_select(1, pos)
+        x = self.x_emb(prev + self.code_offset) if self.code_offset else self.x_emb(prev)
+        s = pos + self.prefix_len
+        if isinstance(pos, int):
+            x = state.first if pos == 0 else x
+            x = x + self.pos_emb[s : s + 1]
+            x_cond = None if cond.x_cond is None else cond.x_cond[:, pos : pos + 1]
+        else:
+            x = torch.where(pos == 0, state.first, x)
+            x = x + self.pos_emb.index_select(0, s)
+            x_cond = None if cond.x_cond is None else cond.x_cond.index_select(1, pos)
         if x_cond is not None:
             x = x + x_cond
-        h = decode_step(state.plan, x, pos + self.prefix_len, state.caches)
+        h = decode_step(state.plan, x, s, state.caches)
         if self.x_out is None and x_cond is not None:
             h = h + x_cond
         return state.head(h[:, 0])

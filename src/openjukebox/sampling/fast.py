@@ -63,8 +63,7 @@ def make_stepper(prior: Prior, cond: Conditioning, caches: list, batch: int, sta
     if not graph:
 
         def step(prev: torch.Tensor, t: int) -> torch.Tensor:
-            pos.fill_(t)
-            return prior.decode_step(prev, pos, cond, state)
+            return prior.decode_step(prev, t, cond, state)
 
         return step
     prev_buf = torch.zeros(batch, 1, dtype=torch.long, device=device)

@@ -68,13 +68,10 @@ class DecodePlan:
     """What ``decode_step`` needs of a ``Transformer``, gathered once."""
 
     layers: tuple[LayerPlan, ...]
-    kinds: frozenset[int]
-    n_ctx: int
-    block_ctx: int
-    prime_len: int
+    tables: StepTables
 
     @classmethod
-    def of(cls, transformer) -> DecodePlan:
+    def of(cls, transformer, device: torch.device, dtype: torch.dtype) -> DecodePlan:
         layers = []
         for layer in transformer.layers:
             a = layer.attn
@@ -95,45 +92,78 @@ class DecodePlan:
                 )
             )
         prime_len = transformer.layers[0].attn.prime_len
-        return cls(tuple(layers), frozenset(transformer.kinds), transformer.n_ctx, transformer.block_ctx, prime_len)
+        kinds = frozenset(transformer.kinds)
+        return cls(tuple(layers), StepTables(transformer.n_ctx, transformer.block_ctx, prime_len, kinds, device, dtype))
 
 
 @dataclass
 class StepIndex:
-    """Per kind: the cache slot to write ((1,) long) and the additive mask (1, S) or None."""
+    """Per kind: the cache slot to write ((1,) long) and the additive mask (1, S) (None: none)."""
 
     slots: dict[int, torch.Tensor | None]
     masks: dict[int, torch.Tensor | None]
-    column: torch.Tensor  # (1,) long: pos % block_ctx, the transpose layers' column
+    column: int | torch.Tensor  # pos % block_ctx, the transpose layers' column ((1,) long on the device path)
 
 
-def step_index(pos: torch.Tensor, plan: DecodePlan, dtype: torch.dtype) -> StepIndex:
-    """Slots and masks of position ``pos`` ((1,) long tensor) for every layer kind of ``plan``."""
-    dev, bc, kinds = pos.device, plan.block_ctx, plan.kinds
-    block, s0 = pos // bc, pos % bc
-    zero = torch.zeros((), dtype=dtype, device=dev)
-    minus_inf = torch.full((), float("-inf"), dtype=dtype, device=dev)
+class StepTables:
+    """Every position's cache slots and masks, made once per window, so that a step looks them up.
 
-    def additive(visible: torch.Tensor) -> torch.Tensor:
-        return torch.where(visible, zero, minus_inf).view(1, -1)
+    Masks are tabulated by what they depend on: the block (transpose), the position in the block
+    (block), the block's parity (previous block), the position up to ``prime_len`` (prime). Dense
+    masks are computed per step (a table would be n_ctx x n_ctx).
+    """
 
-    slots: dict[int, torch.Tensor | None] = {CROSS: None}
-    masks: dict[int, torch.Tensor | None] = {CROSS: None}
-    if DENSE in kinds:
-        slots[DENSE], masks[DENSE] = pos, additive(torch.arange(plan.n_ctx, device=dev) <= pos)
-    if TRANSPOSE in kinds:  # column-major cache: slot (column, block)
-        slots[TRANSPOSE] = s0 * (plan.n_ctx // bc) + block
-        masks[TRANSPOSE] = additive(torch.arange(plan.n_ctx // bc, device=dev) <= block)
-    if BLOCK in kinds:
-        slots[BLOCK], masks[BLOCK] = s0, additive(torch.arange(bc, device=dev) <= s0)
-    if PREV_BLOCK in kinds:
-        slots[PREV_BLOCK] = (block % 2) * bc + s0
-        masks[PREV_BLOCK] = additive(torch.arange(2 * bc, device=dev) // bc != block % 2)
-    if PRIME in kinds:
-        keys = torch.arange(plan.prime_len + 1, device=dev)
-        slots[PRIME] = pos.clamp(max=plan.prime_len)
-        masks[PRIME] = additive((keys <= pos) & (keys < plan.prime_len))
-    return StepIndex(slots, masks, s0)
+    def __init__(self, n_ctx: int, block_ctx: int, prime_len: int, kinds: frozenset[int], device, dtype):
+        self.n_ctx, self.bc, self.prime_len, self.dtype = n_ctx, block_ctx, prime_len, dtype
+        pos = torch.arange(n_ctx, device=device)
+        block, s0 = pos // block_ctx, pos % block_ctx
+        blocks = n_ctx // block_ctx
+        slot = {
+            DENSE: pos,
+            TRANSPOSE: s0 * blocks + block,  # column-major cache
+            BLOCK: s0,
+            PREV_BLOCK: (block % 2) * block_ctx + s0,
+            PRIME: pos.clamp(max=prime_len),
+        }
+        key = {TRANSPOSE: block, BLOCK: s0, PREV_BLOCK: block % 2, PRIME: pos.clamp(max=prime_len)}
+        keys = torch.arange(prime_len + 1, device=device)
+        visible = {  # (keys of the table, S)
+            TRANSPOSE: torch.arange(blocks, device=device) <= torch.arange(blocks, device=device).view(-1, 1),
+            BLOCK: torch.arange(block_ctx, device=device) <= torch.arange(block_ctx, device=device).view(-1, 1),
+            PREV_BLOCK: torch.arange(2 * block_ctx, device=device) // block_ctx != torch.arange(2, device=device).view(-1, 1),
+            PRIME: (keys <= keys.view(-1, 1)) & (keys < prime_len),
+        }
+        self.kinds = [k for k in kinds if k != CROSS]
+        self.slot = {k: slot[k] for k in self.kinds}
+        self.key = {k: key[k] for k in self.kinds if k != DENSE}
+        self.mask = {k: self._additive(visible[k]) for k in self.kinds if k != DENSE}
+        self.column = s0
+
+    def _additive(self, visible: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(visible.shape, dtype=self.dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
+
+    def at(self, t: int) -> StepIndex:
+        """Position ``t`` known on the host: the entries are views of the tables (cheapest on a CPU)."""
+        slots: dict[int, torch.Tensor | None] = {CROSS: None}
+        masks: dict[int, torch.Tensor | None] = {CROSS: None}
+        block, s0 = divmod(t, self.bc)
+        keys = {TRANSPOSE: block, BLOCK: s0, PREV_BLOCK: block % 2, PRIME: min(t, self.prime_len)}
+        for k in self.kinds:
+            slots[k] = self.slot[k][t : t + 1]
+            masks[k] = self._dense(self.slot[DENSE][t : t + 1]) if k == DENSE else self.mask[k][keys[k]].view(1, -1)
+        return StepIndex(slots, masks, s0)
+
+    def of(self, pos: torch.Tensor) -> StepIndex:
+        """Position ``pos`` ((1,) long tensor) on the device: no host synchronisation (CUDA graphs)."""
+        slots: dict[int, torch.Tensor | None] = {CROSS: None}
+        masks: dict[int, torch.Tensor | None] = {CROSS: None}
+        for k in self.kinds:
+            slots[k] = self.slot[k].index_select(0, pos)
+            masks[k] = self._dense(pos) if k == DENSE else self.mask[k].index_select(0, self.key[k].index_select(0, pos))
+        return StepIndex(slots, masks, self.column.index_select(0, pos))
+
+    def _dense(self, pos: torch.Tensor) -> torch.Tensor:
+        return self._additive(torch.arange(self.n_ctx, device=pos.device) <= pos).view(1, -1)
 
 
 def _layer_norm(x: torch.Tensor, ln: tuple) -> torch.Tensor:
@@ -151,21 +181,24 @@ def _attend(p: LayerPlan, x: torch.Tensor, cache, index: StepIndex) -> torch.Ten
         return p.proj(out.view(n, 1, p.n_state))
     qkv = p.qkv(x).view(n, 3, h, 1, d)
     cache.kv.index_copy_(3, index.slots[p.kind], qkv[:, 1:])
-    if p.kind == TRANSPOSE:
-        k, v = cache.kv.view(n, 2, h, p.block_ctx, -1, d).index_select(3, index.column).squeeze(3).unbind(1)
+    if p.kind == TRANSPOSE:  # the column: a view on the host path, gathered on the device path
+        columns = cache.kv.view(n, 2, h, p.block_ctx, -1, d)
+        c = index.column
+        k, v = (columns[:, :, :, c] if isinstance(c, int) else columns.index_select(3, c).squeeze(3)).unbind(1)
     else:
         k, v = cache.k, cache.v
     out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=index.masks[p.kind])
     return p.proj(out.view(n, 1, p.n_state))
 
 
-def decode_step(plan: DecodePlan, x: torch.Tensor, pos: torch.Tensor, caches: list) -> torch.Tensor:
-    """Position ``pos`` ((1,) long tensor) of every sequence: (N, 1, W) -> (N, 1, W).
+def decode_step(plan: DecodePlan, x: torch.Tensor, pos: int | torch.Tensor, caches: list) -> torch.Tensor:
+    """Position ``pos`` (an int, or a (1,) long tensor on the device) of every sequence:
+    (N, 1, W) -> (N, 1, W).
 
     Equal to ``transformer.forward_cached(x, int(pos), caches)`` up to float rounding; the caches
     come from ``transformer.make_caches`` and hold the positions before ``pos``.
     """
-    index = step_index(pos, plan, x.dtype)
+    index = plan.tables.at(pos) if isinstance(pos, int) else plan.tables.of(pos)
     for p, cache in zip(plan.layers, caches, strict=True):
         x = x + _attend(p, _layer_norm(x, p.ln_0), cache, index)
         h = p.fc(_layer_norm(x, p.ln_1))
