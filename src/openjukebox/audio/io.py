@@ -88,7 +88,7 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
         raise AudioError(
             path,
             f"not a readable audio file: it does not start as a {path.suffix[1:].upper()} file does (first bytes "
-            f"{head[:4]!r}); check the file or its name",
+            f"{head[:4]!r}); check the file or its name (supported formats: WAV, FLAC, Ogg Vorbis, Opus, MP3)",
         )
     noise: list[str] = []
     try:
