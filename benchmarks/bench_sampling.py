@@ -1,54 +1,74 @@
-"""Sampling speed per level: tokens/s and real-time factor, at batch 1 and a larger batch.
+"""The README's song, timed: the reference per-token path against the fast decode step, one run.
 
-    python benchmarks/bench_sampling.py [--seconds 4] [--batch 4] [--threads N] [--device cpu|cuda]
+    python benchmarks/bench_sampling.py [--seconds 10] [--rounds 2] [--threads 1] [--quantize int8]
 
-Samples a song of --seconds with random-weight priors of the tiny presets (22.05 kHz, hops
-128/32/8, context 256) through the real windowed engine. The real-time factor is seconds of audio
-the level produces per second of wall time (above 1: faster than real time).
+Samples the quickstart's song (the shipped model, genre "sung chorale", the lyrics of
+examples/chorale.txt, 10 s, one fixed seed) through ``openjukebox.api.sample`` with
+``fast=False`` (the per-token path of the previous releases) and ``fast=True`` (the default),
+alternating A B A B. Prints each call's wall time (loading, sampling, alignment, decoding,
+writing), the sampling time and real-time factor per level (seconds of song per second of
+sampling; above 1 is faster than real time), the medians and their ratio, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from openjukebox.prior.config import get_preset
-from openjukebox.prior.model import build_prior
-from openjukebox.sampling.engine import HOP_FRACTIONS, LevelSettings, sample_level
-from openjukebox.sampling.song import song_lengths
+from openjukebox.api import sample
+from openjukebox.models import default_model
 
-PRESETS = {2: "tiny_top", 1: "tiny_upsampler_1", 0: "tiny_upsampler_0"}
+LYRICS = Path(__file__).resolve().parent.parent / "examples" / "chorale.txt"
+
+
+def run(path: str, seconds: float, quantize: str, out: Path) -> dict:
+    started = time.perf_counter()
+    meta = sample(
+        default_model(),
+        out,
+        seconds,
+        genre="sung chorale",
+        seed=1234,
+        lyrics_file=LYRICS,
+        fast=path != "reference",
+        quantize=quantize if path != "reference" else "none",
+    )
+    return {"wall": time.perf_counter() - started, "levels": {int(k): v for k, v in meta["sampling_s"].items()}}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: as the CLI)")
+    p.add_argument("--quantize", default="none", help="for the fast path: none or int8")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    priors = {lv: build_prior(get_preset(name)).to(device).eval() for lv, name in PRESETS.items()}
-    n_samples, totals = song_lengths({lv: pr.cfg for lv, pr in priors.items()}, args.seconds)
-    audio_s = n_samples / priors[2].cfg.sample_rate
-    print(f"torch {torch.__version__}, {args.threads} threads, {device}; {audio_s:.2f} s songs, tiny presets")
-    for batch in (1, args.batch):
-        codes = {}
-        for lv in (2, 1, 0):
-            cfg = priors[lv].cfg
-            y = torch.tensor([[n_samples, 0, cfg.sample_length, 1, 1]] * batch) if cfg.labels else None
-            settings = LevelSettings(temperature=1.0, hop_fraction=HOP_FRACTIONS[lv])
-            t = time.perf_counter()
-            codes[lv] = sample_level(priors[lv], batch, totals[lv], y, codes.get(lv + 1), settings, seed=0)
-            seconds = time.perf_counter() - t
-            print(
-                f"batch {batch} level {lv}: {batch * totals[lv] / seconds:8.1f} tokens/s, "
-                f"real-time factor {batch * audio_s / seconds:6.2f}"
-            )
+    paths = ["reference", "fast"]
+    results: dict[str, list[dict]] = {name: [] for name in paths}
+    print(f"torch {torch.__version__}, {args.threads} thread(s); load before {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for name in paths if r % 2 == 0 else paths[::-1]:
+                res = run(name, args.seconds, args.quantize, Path(tmp) / f"{name}_{r}")
+                results[name].append(res)
+                per_level = ", ".join(f"L{lv} {s:.1f} s" for lv, s in sorted(res["levels"].items(), reverse=True))
+                print(f"round {r} {name:9s}: {res['wall']:6.1f} s in all; sampling {per_level}")
+    print(f"load after {os.getloadavg()}")
+    print("| path | song wall time (median) | " + " | ".join(f"level {lv} RTF" for lv in (2, 1, 0)) + " |")
+    print("|---|---|---|---|---|")
+    med = {}
+    for name in paths:
+        med[name] = statistics.median(r["wall"] for r in results[name])
+        rtf = [args.seconds / statistics.median(r["levels"][lv] for r in results[name]) for lv in (2, 1, 0)]
+        print(f"| {name} | {med[name]:.1f} s | " + " | ".join(f"{x:.2f}" for x in rtf) + " |")
+    print(f"fast / reference: {med['reference'] / med['fast']:.2f}x faster for the whole song")
 
 
 if __name__ == "__main__":

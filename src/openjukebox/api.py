@@ -147,6 +147,8 @@ def sample(
     lyrics_file: str | os.PathLike | None = None,
     alignment_head: tuple[int, int] | None = None,
     guidance: float | None = None,
+    quantize: str = "none",
+    fast: bool = True,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -164,6 +166,10 @@ def sample(
     are pushed away from those under unknown labels; twice the work on those levels). Default: 3
     on levels trained with label dropout, else 1 (none).
 
+    ``quantize="int8"`` samples with int8 weights in the priors' transformers (CPU only; faster for
+    priors of width 512 and more, slower for small ones). ``fast=False`` takes the reference
+    per-token path instead of the fast decode step (the same codes up to float rounding; slower).
+
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
     and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
@@ -178,6 +184,7 @@ def sample(
     bundle.check()  # every model, before any work: a damaged file is found now, not after a level
     bundle.check_level(lowest)
     check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
+    check_quantize(quantize, device)
     out = Path(out_dir)
     check_output_folder(out)
     if prompt_audio and codes_file:
@@ -195,14 +202,18 @@ def sample(
     state = out / "codes.codes"
     seed = _seed(seed, state)
     settings = {
-        lv: LevelSettings(temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5), bundle.guidance(lv, guidance))
+        lv: LevelSettings(
+            temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5), bundle.guidance(lv, guidance), quantize=quantize
+        )
         for lv in bundle.configs
     }
     _, totals = song_lengths(bundle.configs, seconds)
     done = CodesFile.load(state).extra.get("done", {}) if state.exists() else {}
     bars: dict[int, tqdm] = {}
+    last_token: dict[int, float] = {}  # per level: when its last token was drawn
 
     def tokens(level: int, k: int) -> None:  # one bar per level: tokens/s and ETA
+        last_token[level] = time.time()
         if level not in bars:
             for bar in bars.values():  # the level above is done: its rate and time stay as they were
                 bar.close()
@@ -235,6 +246,7 @@ def sample(
         identity=bundle.identity,
         label_seconds=label_seconds,
         lyrics=songs,
+        fast=fast,
     )
     for bar in bars.values():
         bar.close()
@@ -268,10 +280,21 @@ def sample(
         "alignment": alignment,
         "files": files,
         "elapsed_s": round(time.time() - started, 2),
+        "sampling_s": _level_seconds(last_token, started),
     }
     with atomic_path(out / "metadata.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _level_seconds(last_token: dict[int, float], started: float) -> dict[str, float]:
+    """Seconds each level sampled in this call: from the previous level's last token (or the
+    start) to its own last token, so loading its prior is included."""
+    seconds, since = {}, started
+    for level in sorted(last_token, reverse=True):
+        seconds[str(level)] = round(last_token[level] - since, 2)
+        since = last_token[level]
+    return seconds
 
 
 def _write_alignment(bundle, codes: CodesFile, songs, settings, head, out: Path, device) -> dict:
@@ -359,6 +382,16 @@ def check_sampling(
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+
+
+def check_quantize(quantize: str, device: torch.device) -> None:
+    """int8 weights are a CPU feature (PyTorch's dynamic quantization)."""
+    from .sampling.fast import QUANTIZE
+
+    if quantize not in QUANTIZE:
+        raise UserError(f"--quantize must be one of {', '.join(QUANTIZE)}, not {quantize!r}")
+    if quantize != "none" and device.type != "cpu":
+        raise UserError(f"--quantize {quantize} runs on the CPU, not on {device}: drop it, or pass --device cpu")
 
 
 def check_output_folder(out: Path) -> None:

@@ -172,6 +172,7 @@ def sample(args: argparse.Namespace) -> int:
         lyrics_file=args.lyrics,
         alignment_head=args.alignment_head,
         guidance=args.guidance,
+        quantize=args.quantize,
     )
     _report_sampled(meta, args.out)
     return 0
@@ -199,6 +200,7 @@ def compose(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         temperature=args.temperature,
         guidance=args.guidance,
+        quantize=args.quantize,
     )
     _report_sampled(meta, Path(args.out) / "final")
     return 0

@@ -43,6 +43,7 @@ class LevelSettings:
     guidance: float = 1.0  # classifier-free guidance on artist and genre; 1: none
     chunk_size: int = 64  # prefill chunk: bounds the memory of priming
     max_batch: int = 16  # samples drawn together; more are split into batches
+    quantize: str = "none"  # "int8": the prior's linear layers in int8 (CPU; see sampling.fast.prepare_prior)
 
 
 def window_starts(total: int, n_ctx: int, hop: int) -> list[int]:

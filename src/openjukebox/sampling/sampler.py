@@ -7,6 +7,7 @@ nothing grows. Windowed sampling of whole songs builds on ``sample_window``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,18 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torc
     return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
 
 
+@contextmanager
+def _one_thread(active: bool):
+    threads = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active:
+            torch.set_num_threads(threads)
+
+
 @torch.no_grad()
 def sample_window(
     prior: Prior,
@@ -70,9 +83,10 @@ def sample_window(
     ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a
     prior trained with label dropout.
 
-    ``fast``: each token through the prior's static-shape ``decode_step`` (the default); False
-    runs ``forward_cached``, the reference. ``graph``: replay that step from a CUDA graph
-    (default: on CUDA devices).
+    ``fast``: each token through the prior's static-shape ``decode_step`` (the default), on a CPU
+    with one intra-op thread: a token's operations are too small to share, and two threads beside
+    another busy process were up to 40x slower. False runs ``forward_cached`` with torch's thread
+    setting: the reference. ``graph``: replay the step from a CUDA graph (default: on CUDA).
     """
     n = cond.start.shape[0]
     device = cond.start.device
@@ -83,30 +97,31 @@ def sample_window(
     guided = uncond is not None and guidance != 1.0
     run_cond = _cat(cond, uncond) if guided else cond
     both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # noqa: E731
-    caches = prior.make_caches(run_cond)
-    for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
-        c = min(chunk_size, p - t)
-        prev = F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0))
-        prior.forward_cached(both(prev), t, run_cond, caches)
-    if fast:
-        graph = device.type == "cuda" if graph is None else graph
-        step = make_stepper(prior, run_cond, caches, 2 * n if guided else n, p, graph)
-    else:
-        step = lambda prev, t: prior.forward_cached(prev, t, run_cond, caches)[:, -1]  # noqa: E731
-    for t in range(p, length):
-        prev = tokens[:, t - 1 : t] if t > 0 else tokens[:, :1]
-        logits = step(both(prev), t).float()
-        if guided:
-            c, u = logits[:n], logits[n:]
-            logits = u + guidance * (c - u)
-        if on_logits is not None:
-            on_logits(t, logits)
-        logits = filter_logits(logits if temperature == 1.0 else logits / temperature, top_k, top_p)
-        # In the single lyrics variant the vocabulary is merged (lyric ids first); a lyric id drawn at a
-        # code position is fed back as drawn and becomes code 0 in the output, as in the original.
-        tokens[:, t] = draw(logits, generator) - prior.code_offset
-        if progress is not None:
-            progress(1)
+    with _one_thread(fast and device.type == "cpu"):
+        caches = prior.make_caches(run_cond)
+        for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
+            c = min(chunk_size, p - t)
+            prev = F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0))
+            prior.forward_cached(both(prev), t, run_cond, caches)
+        if fast:
+            graph = device.type == "cuda" if graph is None else graph
+            step = make_stepper(prior, run_cond, caches, 2 * n if guided else n, p, graph)
+        else:
+            step = lambda prev, t: prior.forward_cached(prev, t, run_cond, caches)[:, -1]  # noqa: E731
+        for t in range(p, length):
+            prev = tokens[:, t - 1 : t] if t > 0 else tokens[:, :1]
+            logits = step(both(prev), t).float()
+            if guided:
+                c, u = logits[:n], logits[n:]
+                logits = u + guidance * (c - u)
+            if on_logits is not None:
+                on_logits(t, logits)
+            logits = filter_logits(logits if temperature == 1.0 else logits / temperature, top_k, top_p)
+            # In the single lyrics variant the vocabulary is merged (lyric ids first); a lyric id drawn at a
+            # code position is fed back as drawn and becomes code 0 in the output, as in the original.
+            tokens[:, t] = draw(logits, generator) - prior.code_offset
+            if progress is not None:
+                progress(1)
     return tokens.clamp_(min=0)
 
 

@@ -9,6 +9,7 @@ as an uninterrupted run (each window's randomness depends only on the seed).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -23,6 +24,8 @@ from ..lyrics.timed import SongLyrics
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .engine import HOP_FRACTIONS, LevelSettings, Window, sample_level
+from .fast import prepare_prior
+from .sampler import sample_window
 
 
 def song_lengths(configs: dict[int, PriorConfig], seconds: float) -> tuple[int, dict[int, int]]:
@@ -61,6 +64,7 @@ def sample_song(
     identity: dict | None = None,
     label_seconds: float | None = None,
     lyrics: list[SongLyrics] | None = None,
+    fast: bool = True,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -75,7 +79,8 @@ def sample_song(
     ``identity`` names the models; a saved state made by other models is not resumed.
     ``label_seconds`` is the song length the timing labels announce (default ``seconds``): longer
     when a song is written in several passes, as the co-composer does. ``lyrics``: one per song,
-    for a top prior conditioned on lyrics.
+    for a top prior conditioned on lyrics. Each level's prior is prepared as its settings say
+    (``quantize``); ``fast=False`` samples through the reference per-token path (for comparisons).
     """
     label_seconds = seconds if label_seconds is None else label_seconds
     check_duration(configs, label_seconds)
@@ -126,7 +131,7 @@ def sample_song(
         have = codes.get(lv)
         if have is not None and have.shape[1] == totals[lv]:
             continue
-        prior = load(lv)
+        prior = prepare_prior(load(lv), settings[lv].quantize)
         above = codes.get(lv + 1) if prior.conditioner is not None else None
         codes[lv] = sample_level(
             prior,
@@ -140,6 +145,7 @@ def sample_song(
             on_window=lambda w, c, lv=lv: save(lv, w, c),
             on_tokens=None if on_tokens is None else lambda k, lv=lv: on_tokens(lv, k),
             lyrics=lyrics if configs[lv].lyrics is not None else None,
+            sampler=sample_window if fast else functools.partial(sample_window, fast=False),
         ).cpu()
         del prior
     return CodesFile.load(state_path)

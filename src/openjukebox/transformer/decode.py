@@ -130,7 +130,8 @@ class StepTables:
         visible = {  # (keys of the table, S)
             TRANSPOSE: torch.arange(blocks, device=device) <= torch.arange(blocks, device=device).view(-1, 1),
             BLOCK: torch.arange(block_ctx, device=device) <= torch.arange(block_ctx, device=device).view(-1, 1),
-            PREV_BLOCK: torch.arange(2 * block_ctx, device=device) // block_ctx != torch.arange(2, device=device).view(-1, 1),
+            PREV_BLOCK: torch.arange(2 * block_ctx, device=device) // block_ctx
+            != torch.arange(2, device=device).view(-1, 1),
             PRIME: (keys <= keys.view(-1, 1)) & (keys < prime_len),
         }
         self.kinds = [k for k in kinds if k != CROSS]
@@ -159,7 +160,9 @@ class StepTables:
         masks: dict[int, torch.Tensor | None] = {CROSS: None}
         for k in self.kinds:
             slots[k] = self.slot[k].index_select(0, pos)
-            masks[k] = self._dense(pos) if k == DENSE else self.mask[k].index_select(0, self.key[k].index_select(0, pos))
+            masks[k] = (
+                self._dense(pos) if k == DENSE else self.mask[k].index_select(0, self.key[k].index_select(0, pos))
+            )
         return StepIndex(slots, masks, self.column.index_select(0, pos))
 
     def _dense(self, pos: torch.Tensor) -> torch.Tensor:
