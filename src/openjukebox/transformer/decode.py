@@ -39,7 +39,9 @@ def linear_fn(module: nn.Module) -> Linear:
         return lambda x: F.linear(x, weight, bias)
     packed = getattr(module, "_packed_params", None)
     if packed is not None and packed.dtype == torch.qint8 and getattr(module, "version", 0) >= 4:
-        op, params = torch.ops.quantized.linear_dynamic, packed._packed_params
+        packet = torch.ops.quantized.linear_dynamic
+        op = getattr(packet, "_op", packet)  # the C++ function: the packet's Python checks cost ~30 us a call
+        params = packed._packed_params
         return lambda x: op(x, params, True)  # reduce_range, as the module's own forward
     return module
 
@@ -171,9 +173,9 @@ class StepTables:
 
 def _layer_norm(x: torch.Tensor, ln: tuple) -> torch.Tensor:
     if x.dtype == torch.float32:
-        return F.layer_norm(x, *ln)
+        return torch.layer_norm(x, *ln)  # F.layer_norm's Python checks cost more than the norm here
     shape, w, b, eps = ln  # float32 inside, as in training
-    return F.layer_norm(x.float(), shape, w.float(), b.float(), eps).to(x.dtype)
+    return torch.layer_norm(x.float(), shape, w.float(), b.float(), eps).to(x.dtype)
 
 
 def _attend(p: LayerPlan, x: torch.Tensor, cache, index: StepIndex) -> torch.Tensor:
