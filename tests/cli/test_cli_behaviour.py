@@ -117,6 +117,8 @@ def test_resume_continues_the_saved_plan_and_honours_schedule_changes(tones, tmp
     assert "resuming" in err and "at step 2 of 3: batch size 2, lr 0.002, save every 1" in err
     state = load_train_state(run / "train_state.pt")
     assert state["step"] == 3 and state["train_config"]["lr"] == 0.002 and state["train_config"]["save_every"] == 1
+    for name in ("model.safetensors", "config.json", "train_state.pt"):
+        assert (run / name).stat().st_mode & 0o777 == 0o644 & ~os.umask(os.umask(0)), name
     assert main([*common, "--resume", "--steps", "3"]) == 2  # finished: says to give more steps
     assert "give --steps above 3" in capsys.readouterr().err
 
@@ -127,7 +129,7 @@ def test_the_log_after_a_resume_equals_an_unbroken_runs(tones, tmp_path):
     from openjukebox.codec.config import get_preset
     from openjukebox.training.vqvae import TRAIN_PRESETS, train_vqvae
 
-    tc = dataclasses.replace(TRAIN_PRESETS["tiny"], batch_size=2, sample_length=4096, log_every=4, eval_every=100)
+    tc = dataclasses.replace(TRAIN_PRESETS["tiny"], batch_size=2, sample_length=4096, log_every=4, val_fraction=0)
     train_vqvae(tones, tmp_path / "straight", get_preset("tiny"), dataclasses.replace(tc, steps=8), progress=False)
     train_vqvae(tones, tmp_path / "split", get_preset("tiny"), dataclasses.replace(tc, steps=6), progress=False)
     train_vqvae(tones, tmp_path / "split", None, tc, resume=True, progress=False, changes={"steps": 8})
