@@ -66,3 +66,17 @@ def test_step_tables_slots_and_masks():
         assert int(index.column) == 1
     first = tables.at(3)  # block 0 attends the zero half of the ring: the original's output 0
     assert (first.masks[PREV_BLOCK] == 0).flatten().nonzero().flatten().tolist() == [6, 7, 8, 9, 10, 11]
+
+
+def test_decode_step_in_bfloat16_follows_the_reference_path():
+    """The GPU dtype (run here on the CPU): layer norms in float32, the rest in bf16."""
+    model = _transformer(2, 6).to(torch.bfloat16)
+    x = torch.randn(1, L, W).to(torch.bfloat16)
+    with torch.no_grad():
+        ref, fast = model.make_caches(1, dtype=torch.bfloat16), model.make_caches(1, dtype=torch.bfloat16)
+        plan = DecodePlan.of(model, torch.device("cpu"), torch.bfloat16)
+        for t in range(L):
+            a = model.forward_cached(x[:, t : t + 1], t, ref)
+            b = decode_step(plan, x[:, t : t + 1], torch.tensor([t]), fast)
+            assert b.dtype == torch.bfloat16
+            torch.testing.assert_close(b, a, rtol=0.02, atol=0.02)

@@ -21,11 +21,13 @@ QUANTIZE = ("none", "int8")
 
 
 def prepare_prior(prior: Prior, quantize: str | None = None, dtype: torch.dtype | None = None) -> Prior:
-    """A prior ready for fast sampling; the argument is left unchanged when anything is converted.
+    """A prior ready for fast sampling.
 
-    ``quantize="int8"`` (CPU only): the transformer's linear layers and the output layer get int8
-    weights (the embeddings, the lyric encoder and the conditioners keep theirs). ``dtype`` (e.g. torch.bfloat16,
-    meant for GPUs): weights and caches in that dtype; layer norms and logits stay float32.
+    ``quantize="int8"`` (CPU only) returns a copy whose transformer linear layers and output layer
+    have int8 weights (the embeddings, the lyric encoder and the conditioners keep theirs); the
+    argument is left as it was. ``dtype`` (e.g. torch.bfloat16, meant for GPUs) converts the prior
+    itself, without a copy (official priors have billions of weights): weights and caches in that
+    dtype, layer norms computed in float32.
     """
     quantize = quantize or "none"
     if quantize not in QUANTIZE:
@@ -35,10 +37,10 @@ def prepare_prior(prior: Prior, quantize: str | None = None, dtype: torch.dtype 
     device = prior.pos_emb.device
     if quantize == "int8" and device.type != "cpu":
         raise ValueError(f"int8 quantization runs on the CPU; this prior is on {device} (use dtype=torch.bfloat16)")
-    prior = copy.deepcopy(prior).eval()
     if dtype is not None:
         prior = prior.to(dtype)
     if quantize == "int8":
+        prior = copy.deepcopy(prior).eval()
         names = {f"transformer.{name}" for name, m in prior.transformer.named_modules() if isinstance(m, nn.Linear)}
         if prior.x_out is not None:
             names.add("x_out")
