@@ -164,6 +164,7 @@ def test_readme_block_runs(index, workspace, monkeypatch):
         pytest.skip(f"not run: {reason}")
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("HOME", str(workspace / "home"))
+    monkeypatch.setenv("OPENJUKEBOX_CACHE", str(workspace / "cache"))  # its own: other tests count cache entries
     run_block(lang, code, workspace)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from openjukebox.checkpoint import load_prior
+from openjukebox.checkpoint import load_prior, model_id
 from openjukebox.prior.config import get_preset
 from openjukebox.training.metrics import read_csv
 from openjukebox.training.prior import TRAIN_PRESETS, drop_labels, train_prior
@@ -42,7 +42,8 @@ def test_codes_are_encoded_once_per_vqvae_and_resume_is_exact(labelled_manifest,
     vqvae, _ = trained_vqvae
     codes_root = Path(os.environ["OPENJUKEBOX_CACHE"]) / "codes"
     _train(labelled_manifest, vqvae, tmp_path / "a", "tiny_top", 2, steps=4, log_every=1)
-    (cache,) = [d for d in codes_root.iterdir() if any(d.iterdir())]
+    cache = codes_root / model_id(vqvae)  # other tests may have cached the codes of other VQ-VAEs
+    assert any(cache.iterdir())
     stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
     _train(labelled_manifest, vqvae, tmp_path / "b", "tiny_top", 2, steps=2, log_every=1)
     _train(labelled_manifest, vqvae, tmp_path / "b", "tiny_top", 2, resume=True, steps=4, log_every=1)
