@@ -103,7 +103,7 @@ def sample_window(
             c = min(chunk_size, p - t)
             prev = F.pad(tokens[:, max(t - 1, 0) : t + c - 1], (1 if t == 0 else 0, 0))
             prior.forward_cached(both(prev), t, run_cond, caches)
-        if fast:
+        if fast and p < length:  # (a stepper warms up at position p)
             graph = device.type == "cuda" if graph is None else graph
             step = make_stepper(prior, run_cond, caches, 2 * n if guided else n, p, graph)
         else:
