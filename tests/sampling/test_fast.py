@@ -4,6 +4,7 @@ import torch
 from openjukebox.models import default_model
 from openjukebox.prior.conditioning import forget_labels
 from openjukebox.sampling.bundle import Bundle
+from openjukebox.sampling.engine import LevelSettings, sample_level
 from openjukebox.sampling.fast import prepare_prior
 from openjukebox.sampling.sampler import draw, sample_window
 
@@ -124,3 +125,14 @@ def test_cuda_graph_replay_equals_the_eager_step(bundle):
         cond = prior.condition(y.cuda(), above.cuda())
         run = lambda graph: sample_window(prior, cond, 200, top_k=1, graph=graph)  # noqa: E731
         assert torch.equal(run(True), run(False))
+
+
+def test_level_settings_quantize_samples_with_the_int8_prior(bundle):
+    """``LevelSettings(quantize="int8")`` (what --quantize records) makes sample_level sample the
+    int8 copy: the same codes as sampling a prior quantized beforehand, not the float32 ones."""
+    prior, y, above = _window_inputs(bundle, 0)
+    total = prior.cfg.n_ctx
+    run = lambda p, q: sample_level(p, 2, total, y, above, LevelSettings(top_k=1, quantize=q), seed=3)  # noqa: E731
+    via_settings = run(prior, "int8")
+    assert torch.equal(via_settings, run(prepare_prior(prior, "int8"), "none"))
+    assert not torch.equal(via_settings, run(prior, "none"))

@@ -147,6 +147,11 @@ def _report_sampled(meta: dict, out) -> None:
     print(f"codes, metadata and spectrogram in {out} ({meta['elapsed_s']} s); seed {meta['seed']}")
 
 
+def _shared_sampling(args: argparse.Namespace) -> dict:
+    """The keyword options ``sample`` and ``compose`` share (main.py's ``_sampling_args``)."""
+    return {"temperature": args.temperature, "guidance": args.guidance, "quantize": args.quantize}
+
+
 def sample(args: argparse.Namespace) -> int:
     """``sample``."""
     from ..api import sample
@@ -160,19 +165,17 @@ def sample(args: argparse.Namespace) -> int:
         args.genre,
         args.n_samples,
         args.lowest_level,
-        args.temperature,
-        args.top_k,
-        args.top_p,
-        args.seed,
-        args.device,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        device=args.device,
         progress=not args.quiet,
         prompt_audio=args.prompt,
         prompt_seconds=args.prompt_seconds,
         codes_file=args.codes,
         lyrics_file=args.lyrics,
         alignment_head=args.alignment_head,
-        guidance=args.guidance,
-        quantize=args.quantize,
+        **_shared_sampling(args),
     )
     _report_sampled(meta, args.out)
     return 0
@@ -198,9 +201,7 @@ def compose(args: argparse.Namespace) -> int:
         args.seed,
         args.device,
         progress=not args.quiet,
-        temperature=args.temperature,
-        guidance=args.guidance,
-        quantize=args.quantize,
+        **_shared_sampling(args),
     )
     _report_sampled(meta, Path(args.out) / "final")
     return 0

@@ -19,6 +19,7 @@ from ..lyrics.timed import SongLyrics
 from ..prior.conditioning import forget_labels
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
+from .fast import prepare_prior
 from .sampler import sample_window
 
 HOP_FRACTIONS = {0: 0.5, 1: 0.5, 2: 0.125}  # the original's defaults per level
@@ -43,7 +44,7 @@ class LevelSettings:
     guidance: float = 1.0  # classifier-free guidance on artist and genre; 1: none
     chunk_size: int = 64  # prefill chunk: bounds the memory of priming
     max_batch: int = 16  # samples drawn together; more are split into batches
-    quantize: str = "none"  # "int8": the prior's linear layers in int8 (CPU; see sampling.fast.prepare_prior)
+    quantize: str = "none"  # "int8": sample_level samples with int8 linear layers (CPU; sampling.fast.prepare_prior)
 
 
 def window_starts(total: int, n_ctx: int, hop: int) -> list[int]:
@@ -118,8 +119,10 @@ def sample_level(
     after them (windows ending at or before P are skipped; the one containing P is primed on them).
     ``on_window(window, codes_so_far)`` runs after each window (to save state); ``on_tokens(k)``
     is told of every k new tokens (summed over the batch). ``lyrics``: each song's lyrics, for a
-    lyrics prior (each window gets its own lyric tokens).
+    lyrics prior (each window gets its own lyric tokens). With ``settings.quantize`` "int8" the
+    prior samples with int8 linear layers (a quantized copy; the argument is left as it was).
     """
+    prior = prepare_prior(prior, settings.quantize)
     cfg = prior.cfg
     n_ctx, level = cfg.n_ctx, cfg.level
     hop = max(1, int(settings.hop_fraction * n_ctx))

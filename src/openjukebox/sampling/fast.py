@@ -60,14 +60,10 @@ def make_stepper(prior: Prior, cond: Conditioning, caches: list, batch: int, sta
     through static buffers, so a token costs one graph launch and no host synchronisation.
     """
     state = prior.decode_state(cond, caches)
+    if not graph:
+        return lambda prev, t: prior.decode_step(prev, t, cond, state)
     device = prior.pos_emb.device
     pos = torch.full((1,), start, dtype=torch.long, device=device)
-    if not graph:
-
-        def step(prev: torch.Tensor, t: int) -> torch.Tensor:
-            return prior.decode_step(prev, t, cond, state)
-
-        return step
     prev_buf = torch.zeros(batch, 1, dtype=torch.long, device=device)
     # Warm-up off the capture (cuBLAS/SDPA workspaces); it writes only the slots of position
     # ``start``, which the first real step overwrites.

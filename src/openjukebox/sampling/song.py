@@ -24,7 +24,6 @@ from ..lyrics.timed import SongLyrics
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
 from .engine import HOP_FRACTIONS, LevelSettings, Window, sample_level
-from .fast import prepare_prior
 from .sampler import sample_window
 
 
@@ -79,8 +78,8 @@ def sample_song(
     ``identity`` names the models; a saved state made by other models is not resumed.
     ``label_seconds`` is the song length the timing labels announce (default ``seconds``): longer
     when a song is written in several passes, as the co-composer does. ``lyrics``: one per song,
-    for a top prior conditioned on lyrics. Each level's prior is prepared as its settings say
-    (``quantize``); ``fast=False`` samples through the reference per-token path (for comparisons).
+    for a top prior conditioned on lyrics. ``fast=False`` samples through the reference per-token
+    path (for comparisons).
     """
     label_seconds = seconds if label_seconds is None else label_seconds
     check_duration(configs, label_seconds)
@@ -131,7 +130,7 @@ def sample_song(
         have = codes.get(lv)
         if have is not None and have.shape[1] == totals[lv]:
             continue
-        prior = prepare_prior(load(lv), settings[lv].quantize)
+        prior = load(lv)
         above = codes.get(lv + 1) if prior.conditioner is not None else None
         codes[lv] = sample_level(
             prior,
