@@ -15,6 +15,10 @@ def test_a_rendered_score_plays_its_notes(tmp_path):
         ("Johann Sebastian Bach", "piano"),
         ("Johann Sebastian Bach", "organ"),
     ]
+    assert [(e["piece"], e["path"]) for e in entries] == [
+        ("bach/bwv1.6", "bach_bwv1.6_piano.flac"),
+        ("bach/bwv1.6", "bach_bwv1.6_organ.flac"),
+    ]
     piano, organ = (load_audio(tmp_path / e["path"], 22050) for e in entries)
     assert len(piano) == 6 * 22050 and np.sqrt(np.mean(piano**2)) > 0.02
     # two instrument sets of one score: the same notes, different sounds
@@ -30,6 +34,7 @@ def test_a_sung_chorale_has_a_voice_on_its_syllables(tmp_path):
     (entry,) = [json.loads(line) for line in manifest.read_text().splitlines()]
     timed = entry["lyrics"]
     assert entry["genre"] == "sung chorale" and len(timed) >= 8
+    assert (entry["piece"], entry["path"]) == ("bach/bwv269", "chorale_bwv269.flac")
     assert all(a["time"] < b["time"] for a, b in zip(timed, timed[1:], strict=False))
     assert "".join(t["text"] for t in timed).startswith("Aus mei")  # BWV 269: "Aus meines Herzens Grunde"
     audio = load_audio(tmp_path / entry["path"], 22050)
@@ -50,3 +55,24 @@ def test_a_spoken_syllable_is_sung_at_the_notes_pitch_and_length():
     first, second = f0[10:70], f0[90:150]
     assert np.median(first[first > 0]) == pytest.approx(440.0, rel=0.03)
     assert np.median(second[second > 0]) == pytest.approx(330.0, rel=0.03)
+
+
+def test_every_piece_once_under_its_own_name():
+    from openjukebox.data.scores import corpus_paths, file_stem, piece_id
+
+    mozart = [piece_id(p) for p in corpus_paths("mozart", 6)]
+    assert mozart[:4] == [
+        "mozart/k155/movement1",
+        "mozart/k155/movement2",
+        "mozart/k155/movement3",
+        "mozart/k156/movement1",
+    ]
+    beethoven = corpus_paths("beethoven", 100)
+    pieces = [piece_id(p) for p in beethoven]
+    assert len(pieces) == len(set(pieces))  # opus18no1/movement1 exists as .krn and .mxl: used once, as .mxl
+    assert [p.suffix for p in beethoven if piece_id(p) == "beethoven/opus18no1/movement1"] == [".mxl"]
+    stems = [file_stem(p) for p in pieces + mozart]
+    assert len(set(stems)) == len(set(pieces + mozart))
+    assert piece_id("bach/bwv153.1") == "bach/bwv153.1" != piece_id("bach/bwv153.5")  # chorales' corpus names
+    bach = corpus_paths("bach", 3)
+    assert piece_id(bach[0]) == "bach/bwv1.6" and bach[0].suffix == ".mxl"

@@ -45,7 +45,11 @@ class AudioSet:
 
 
 def read_sources(source: str | os.PathLike) -> list[dict]:
-    """Entries ``{"path": abs_path, ...labels}`` from a folder or a JSONL manifest."""
+    """Entries ``{"path": abs_path, "piece": ..., ...labels}`` from a folder or a JSONL manifest.
+
+    ``piece`` is the manifest's own, else the path as the source names it (relative to the folder,
+    or as written in the manifest), so that the split does not depend on where the data lives.
+    """
     source = Path(source)
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
@@ -54,7 +58,7 @@ def read_sources(source: str | os.PathLike) -> list[dict]:
                 f"{source}: no audio files found (looked for {', '.join(AUDIO_EXTENSIONS)}); give a folder with "
                 "audio files, or a JSONL manifest"
             )
-        return [{"path": str(p)} for p in files]
+        return [{"path": str(p), "piece": p.relative_to(source).as_posix()} for p in files]
     if not source.is_file():
         raise UserError(f"{source}: no such folder or manifest; check the path")
     entries = []
@@ -68,6 +72,7 @@ def read_sources(source: str | os.PathLike) -> list[dict]:
             raise UserError(
                 f"{source}:{n}: each manifest line must be a JSON object with a 'path' ({e}); fix that line"
             ) from None
+        entry.setdefault("piece", path.as_posix())
         entry["path"] = str(path if path.is_absolute() else source.parent / path)
         entries.append(entry)
     if not entries:
@@ -106,17 +111,24 @@ def prepare_audio(
     seed: int = 0,
     progress=None,
 ) -> AudioSet:
-    """Decode every file of ``source`` once into ``cache_dir`` and split train/validation by file.
+    """Decode every file of ``source`` once into ``cache_dir`` and split train/validation by piece.
 
-    Files shorter than ``min_samples`` (one training crop), unreadable, empty or silent are skipped.
-    Cached files are reused while the source file is unchanged. ``progress`` wraps the file list.
+    A manifest entry's ``piece`` groups the files of one piece (renderings, formats): they land on
+    the same side of the split; without it, each file is its own piece. See ``held_out_pieces``.
+    A file listed twice is used once. Files shorter than ``min_samples`` (one training crop),
+    unreadable, empty or silent are skipped. Cached files are reused while the source file is
+    unchanged. ``progress`` wraps the file list.
     """
     entries = read_sources(source)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tracks, skipped = [], []
+    tracks, skipped, seen = [], [], set()
     for entry in progress(entries) if progress else entries:
         path = entry["path"]
+        if os.path.abspath(path) in seen:
+            skipped.append((path, "listed more than once in the data; used once"))
+            continue
+        seen.add(os.path.abspath(path))
         try:
             cache = cache_dir / _cache_name(path, sample_rate)
             n = cached_length(cache)
@@ -133,12 +145,32 @@ def prepare_audio(
     if not tracks:
         reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:5])
         raise ValueError(f"no usable audio in {source} ({len(skipped)} files skipped: {reasons})")
-    order = np.random.default_rng(seed).permutation(len(tracks))
-    n_val = int(round(val_fraction * len(tracks))) if len(tracks) > 1 else 0
-    n_val = max(n_val, 1) if val_fraction > 0 and len(tracks) > 1 else n_val
-    val = [tracks[i] for i in sorted(order[:n_val])]
-    train = [tracks[i] for i in sorted(order[n_val:])]
+    held = held_out_pieces([piece_of(t) for t in tracks], val_fraction, seed)
+    val = [t for t in tracks if piece_of(t) in held]
+    train = [t for t in tracks if piece_of(t) not in held]
     return AudioSet(train, val, skipped)
+
+
+def piece_of(track: Track) -> str:
+    """The piece a track renders (see ``read_sources``)."""
+    return str(track.meta.get("piece") or track.path)
+
+
+def held_out_pieces(pieces: list[str], val_fraction: float, seed: int = 0) -> set[str]:
+    """The pieces held out for validation: each piece whose hash (with ``seed``) falls below
+    ``val_fraction``, at least one and never all of them (none when there is only one piece).
+
+    A piece's side depends only on its name and the seed, not on which other files were usable, so
+    the codec and every prior trained on the same data hold out the same pieces.
+    """
+    distinct = sorted(set(pieces))
+    if val_fraction <= 0 or len(distinct) < 2:
+        return set()
+    unit = {p: int.from_bytes(hashlib.sha256(f"{seed}|{p}".encode()).digest()[:8], "big") / 2**64 for p in distinct}
+    held = {p for p in distinct if unit[p] < val_fraction} or {min(distinct, key=unit.get)}
+    if len(held) == len(distinct):
+        held.discard(max(held, key=unit.get))
+    return held
 
 
 class CropSampler:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..audio.io import save_audio
 from ..fileio import atomic_path
-from .scores import INSTRUMENT_SETS, render
+from .scores import INSTRUMENT_SETS, piece_id, render
 
 FRAME_MS = 5.0  # WORLD analysis hop
 LICENSE = "public domain (music21 corpus: BSD/LGPL; espeak-ng: GPL-3+; TimGM6mb SoundFont: GPL-2)"
@@ -177,7 +177,8 @@ def build_chorales(
         if sung is None:
             continue
         audio, timed = sung
-        name = f"chorale_{Path(str(path)).stem}.flac"
+        piece = piece_id(path)  # "bach/bwv153.1": the same id the rendered scores give this chorale
+        name = f"chorale_{Path(piece).name}.flac"
         save_audio(out / name, audio, sample_rate)
         lines.append(
             {
@@ -185,7 +186,8 @@ def build_chorales(
                 "artist": "Johann Sebastian Bach",
                 "genre": "sung chorale",
                 "lyrics": timed,
-                "title": Path(str(path)).stem,
+                "title": Path(piece).name,
+                "piece": piece,
                 "duration": round(len(audio) / sample_rate, 3),
                 "license": LICENSE,
                 "source": "music21 + espeak-ng",

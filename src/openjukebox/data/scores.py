@@ -37,6 +37,8 @@ COMPOSERS = {
     "palestrina": "Giovanni Pierluigi da Palestrina",
     "schumann": "Robert Schumann",
 }
+# The corpus formats a piece may come in, most preferred first (Beethoven's quartets are in both).
+SCORE_FORMATS = {".mxl": 0, ".musicxml": 1, ".xml": 2, ".krn": 3, ".abc": 4, ".mid": 5}
 LICENSE = "public domain (music21 corpus: BSD/LGPL; TimGM6mb SoundFont: GPL-2)"
 
 
@@ -106,11 +108,36 @@ def render(
     return (audio * (0.5 / peak) if peak > 0 else audio).astype(np.float32)
 
 
+def piece_id(path) -> str:
+    """A score's identity in music21's corpus: its path below the corpus root without the format
+    suffix ("mozart/k155/movement1", "bach/bwv153.1"), the same for the .krn and .mxl of one piece."""
+    music21, _, _ = _imports()
+    path = Path(str(path))
+    root = Path(music21.corpus.__file__).parent
+    if path.is_absolute() and path.is_relative_to(root):
+        path = path.relative_to(root)
+    if path.suffix in SCORE_FORMATS:
+        path = path.with_suffix("")
+    return path.as_posix()
+
+
+def file_stem(piece: str) -> str:
+    """A file-name stem unique per piece: "mozart/k155/movement1" -> "mozart_k155_movement1"."""
+    return piece.replace("/", "_")
+
+
 def corpus_paths(composer: str, limit: int) -> list:
+    """The first ``limit`` distinct pieces of ``composer`` (one file per piece, MusicXML preferred)."""
     music21, _, _ = _imports()
     if composer not in COMPOSERS:
         raise ValueError(f"unknown composer {composer!r}; known: {', '.join(COMPOSERS)}")
-    return list(music21.corpus.getComposer(composer))[:limit]
+    chosen: dict[str, Path] = {}
+    for path in music21.corpus.getComposer(composer):
+        piece, path = piece_id(path), Path(path)
+        rank = SCORE_FORMATS.get(path.suffix, len(SCORE_FORMATS))
+        if piece not in chosen or rank < SCORE_FORMATS.get(chosen[piece].suffix, len(SCORE_FORMATS)):
+            chosen[piece] = path
+    return list(chosen.values())[:limit]
 
 
 def build_scores(
@@ -123,7 +150,10 @@ def build_scores(
     progress=None,
 ) -> Path:
     """Render ``per_composer`` scores of each composer with every instrument set into ``out``;
-    writes ``out/manifest.jsonl`` (path, artist, genre, title, duration, license, source)."""
+    writes ``out/manifest.jsonl`` (path, artist, genre, title, piece, duration, license, source).
+
+    ``piece`` names the score ("mozart/k155/movement1"): every rendering of it shares it, so that
+    training holds out pieces, not renderings. File names are unique per (piece, instrument set)."""
     music21, _, _ = _imports()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,17 +168,18 @@ def build_scores(
         parts, _ = score_notes(score, max_seconds)
         if not parts:
             continue
-        title = Path(str(path)).stem
+        piece = piece_id(path)
         for genre in sets:
             audio = render(parts, INSTRUMENT_SETS[genre], sample_rate)[: int(max_seconds * sample_rate)]
-            name = f"{composer}_{title}_{genre}.flac"
+            name = f"{file_stem(piece)}_{genre}.flac"
             save_audio(out / name, audio, sample_rate)
             lines.append(
                 {
                     "path": name,
                     "artist": COMPOSERS[composer],
                     "genre": genre,
-                    "title": title,
+                    "title": Path(piece).name,
+                    "piece": piece,
                     "duration": round(len(audio) / sample_rate, 3),
                     "license": LICENSE,
                     "source": "music21",
