@@ -1,4 +1,5 @@
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -76,3 +77,36 @@ def test_every_piece_once_under_its_own_name():
     assert piece_id("bach/bwv153.1") == "bach/bwv153.1" != piece_id("bach/bwv153.5")  # chorales' corpus names
     bach = corpus_paths("bach", 3)
     assert piece_id(bach[0]) == "bach/bwv1.6" and bach[0].suffix == ".mxl"
+
+
+def test_a_time_map_varies_the_tempo_per_phrase_and_rests_after_each():
+    from openjukebox.data.scores import TimeMap
+
+    steady = TimeMap(0.5)
+    assert steady(0) == 0 and steady(3) == 1.5
+    tm = TimeMap(0.5, phrase_ends=(4.0, 8.0), factors=(1.0, 2.0, 0.5), pauses=(1.0, 0.25))
+    assert [tm(q) for q in (2, 4, 6, 8, 10)] == [1.0, 2.0, 2.0 + 1.0 + 2.0, 3.0 + 4.0, 7.25 + 0.5]
+    uneven = TimeMap.uneven(0.5, [8.0, 4.0, 4.0], seed=3)
+    assert uneven.phrase_ends == (4.0, 8.0) and uneven == TimeMap.uneven(0.5, [4.0, 8.0], seed=3)
+    assert all(0.75 <= f <= 1.35 for f in uneven.factors) and all(0.4 <= p <= 1.5 for p in uneven.pauses)
+
+
+def test_chorales_skip_the_songs_of_another_build_and_sing_in_rubato(tmp_path):
+    pytest.importorskip("pyworld")
+    import music21
+
+    from openjukebox.data.chorales import build_chorales, fermata_ends
+    from openjukebox.data.scores import TimeMap, tempo_spq
+
+    steady = build_chorales(tmp_path / "a", limit=1, max_seconds=10.0, skip=1)
+    uneven = build_chorales(tmp_path / "b", limit=1, max_seconds=10.0, skip=1, uneven=True)
+    (a,), (b,) = ([json.loads(line) for line in m.read_text().splitlines()] for m in (steady, uneven))
+    assert a["piece"] == b["piece"] == "bach/bwv347"  # the second chorale: the first (bwv269) was skipped
+    assert (a["performance"], b["performance"]) == ("steady", "uneven")
+    score = music21.corpus.parse("bach/bwv347")
+    spq, ends = tempo_spq(score), fermata_ends(score)
+    tm = TimeMap.uneven(spq, ends, zlib.crc32(b"bach/bwv347"))
+    steady_times = [t["time"] for t in a["lyrics"]]
+    expected = [round(tm(t / spq), 4) for t in steady_times if tm(t / spq) < 10.0]
+    np.testing.assert_allclose([t["time"] for t in b["lyrics"]], expected, atol=2e-4)
+    assert np.abs(np.array(expected) - steady_times[: len(expected)]).max() > 0.5  # not the steady timing

@@ -247,7 +247,9 @@ def data_chorales(args: argparse.Namespace) -> int:
     from ..data.chorales import build_chorales
 
     bar = None if args.quiet else lambda items: tqdm(items, desc="singing chorales", unit="chorale")
-    manifest = build_chorales(args.out, args.sample_rate, args.limit, args.accompaniment, args.max_seconds, bar)
+    manifest = build_chorales(
+        args.out, args.sample_rate, args.limit, args.accompaniment, args.max_seconds, bar, args.skip, args.uneven
+    )
     print(f"wrote {manifest}: {sum(1 for _ in open(manifest))} sung chorales with timed lyrics")
     return 0
 

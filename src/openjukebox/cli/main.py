@@ -199,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cho.add_argument("--max-seconds", type=A.seconds, default=90.0, help="cut each chorale at this length")
     cho.add_argument("--sample-rate", type=A.positive_int, default=22050, help="sample rate of the audio in Hz")
+    cho.add_argument(
+        "--skip", type=A.non_negative_int, default=0, help="pass over the first chorales (songs another build sang)"
+    )
+    cho.add_argument(
+        "--uneven", action="store_true", help="sing in rubato: phrases at varied tempi, rests after the fermatas"
+    )
 
     demo = _add(sub, "demo", C.demo, help="render music, train a tiny codec on it, encode and decode")
     demo.add_argument("--out", default="demo", help="folder for the audio, model and report")

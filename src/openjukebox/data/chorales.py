@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import ctypes
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..audio.io import save_audio
 from ..fileio import atomic_path
-from .scores import INSTRUMENT_SETS, piece_id, render
+from .scores import INSTRUMENT_SETS, TimeMap, piece_id, render, score_notes, tempo_spq
 
 FRAME_MS = 5.0  # WORLD analysis hop
 LICENSE = "public domain (music21 corpus: BSD/LGPL; espeak-ng: GPL-3+; TimGM6mb SoundFont: GPL-2)"
@@ -94,12 +95,13 @@ def sing_syllable(speech: np.ndarray, sr: int, pitches: list[tuple[float, float]
     return audio.astype(np.float32)
 
 
-def soprano_syllables(score, spq: float) -> list[dict]:
+def soprano_syllables(score, time: TimeMap) -> list[dict]:
     """Syllables of the soprano part: {"text", "start" s, "notes": [(Hz, s)], "word_end"}."""
     soprano = score.parts[0].stripTies().flatten().notesAndRests
     out: list[dict] = []
     for n in soprano:
-        start, dur = float(n.offset) * spq, float(n.quarterLength) * spq
+        start = time(float(n.offset))
+        dur = time(float(n.offset) + float(n.quarterLength)) - start
         if n.isRest:
             if out:
                 out[-1]["open"] = False
@@ -121,17 +123,39 @@ def soprano_syllables(score, spq: float) -> list[dict]:
     return out
 
 
-def sing_chorale(score, sample_rate: int, espeak: Espeak, accompaniment: str = "organ", max_seconds: float = 90.0):
-    """(audio, timed lyrics [{"time", "text"}]) of one chorale, or None when it has no soprano lyrics."""
+def fermata_ends(score) -> list[float]:
+    """Where the soprano's phrases end: the end (in quarters) of each note under a fermata."""
+    soprano = score.parts[0].stripTies().flatten().notes
+    return [
+        float(n.offset + n.quarterLength) for n in soprano if any(type(e).__name__ == "Fermata" for e in n.expressions)
+    ]
+
+
+def singable(score, max_seconds: float, time: TimeMap | None = None) -> bool:
+    """A chorale with lower parts and at least 8 soprano syllables in its first ``max_seconds``."""
+    time = time or TimeMap(tempo_spq(score))
+    syllables = [s for s in soprano_syllables(score, time) if s["start"] < max_seconds]
+    return len(syllables) >= 8 and len(score_notes(score, max_seconds, time)) >= 2
+
+
+def sing_chorale(
+    score,
+    sample_rate: int,
+    espeak: Espeak,
+    accompaniment: str = "organ",
+    max_seconds: float = 90.0,
+    time: TimeMap | None = None,
+):
+    """(audio, timed lyrics [{"time", "text"}]) of one chorale, or None when it has no soprano lyrics.
+
+    ``time`` maps score time to seconds (default: the score's steady tempo)."""
     import soxr
 
-    from .scores import score_notes
-
-    parts, bpm = score_notes(score, max_seconds)
-    spq = 60.0 / bpm
-    syllables = [s for s in soprano_syllables(score, spq) if s["start"] < max_seconds]
-    if len(syllables) < 8 or len(parts) < 2:
+    time = time or TimeMap(tempo_spq(score))
+    if not singable(score, max_seconds, time):
         return None
+    parts = score_notes(score, max_seconds, time)
+    syllables = [s for s in soprano_syllables(score, time) if s["start"] < max_seconds]
     accomp = render(parts[1:], INSTRUMENT_SETS[accompaniment], sample_rate) * 0.35
     voice = np.zeros(len(accomp) + sample_rate, dtype=np.float32)
     timed = []
@@ -160,8 +184,14 @@ def build_chorales(
     accompaniment: str = "organ",
     max_seconds: float = 90.0,
     progress=None,
+    skip: int = 0,
+    uneven: bool = False,
 ) -> Path:
-    """Sing up to ``limit`` Bach chorales into ``out``; writes ``out/manifest.jsonl`` with timed lyrics."""
+    """Sing up to ``limit`` Bach chorales into ``out``; writes ``out/manifest.jsonl`` with timed lyrics.
+
+    ``skip`` passes over the first usable chorales (a set of songs that another build did not
+    sing); ``uneven`` sings each in rubato, its phrases at varied tempi with rests after the
+    fermatas (``TimeMap.uneven``, drawn from the piece's name), instead of at a steady tempo."""
     import music21
 
     out = Path(out)
@@ -170,14 +200,20 @@ def build_chorales(
     lines, seen = [], 0
     chorales = music21.corpus.chorales.Iterator(returnType="filename")
     for path in progress(chorales) if progress else chorales:
-        if seen >= limit:
+        if seen >= skip + limit:
             break
         score = music21.corpus.parse(path)
-        sung = sing_chorale(score, sample_rate, espeak, accompaniment, max_seconds)
+        piece = piece_id(path)  # "bach/bwv153.1": the same id the rendered scores give this chorale
+        if not singable(score, max_seconds):  # counted at the steady tempo, whatever this build sings
+            continue
+        seen += 1
+        if seen <= skip:
+            continue
+        time = TimeMap.uneven(tempo_spq(score), fermata_ends(score), zlib.crc32(piece.encode())) if uneven else None
+        sung = sing_chorale(score, sample_rate, espeak, accompaniment, max_seconds, time)
         if sung is None:
             continue
         audio, timed = sung
-        piece = piece_id(path)  # "bach/bwv153.1": the same id the rendered scores give this chorale
         name = f"chorale_{Path(piece).name}.flac"
         save_audio(out / name, audio, sample_rate)
         lines.append(
@@ -189,11 +225,11 @@ def build_chorales(
                 "title": Path(piece).name,
                 "piece": piece,
                 "duration": round(len(audio) / sample_rate, 3),
+                "performance": "uneven" if uneven else "steady",
                 "license": LICENSE,
                 "source": "music21 + espeak-ng",
             }
         )
-        seen += 1
     manifest = out / "manifest.jsonl"
     with atomic_path(manifest) as tmp:
         Path(tmp).write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,23 +62,62 @@ def soundfont_path() -> Path:
     return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
 
 
-def score_notes(score, max_seconds: float) -> tuple[list[list[tuple[int, float, float]]], float]:
-    """Each part's notes (midi, start s, duration s), ties merged, and the tempo used (bpm)."""
+@dataclass(frozen=True)
+class TimeMap:
+    """Score time (quarter notes) to seconds: the base tempo scaled per phrase, a rest after each phrase.
+
+    ``phrase_ends`` (quarters, increasing) split the score into phrases; phrase i plays at
+    ``spq * factors[i]`` seconds per quarter and is followed by ``pauses[i]`` seconds of silence.
+    Without phrases it is the steady tempo ``spq``."""
+
+    spq: float
+    phrase_ends: tuple[float, ...] = ()
+    factors: tuple[float, ...] = (1.0,)
+    pauses: tuple[float, ...] = ()
+
+    def __call__(self, quarters: float) -> float:
+        seconds, start = 0.0, 0.0
+        for end, factor, pause in zip(self.phrase_ends, self.factors, self.pauses, strict=False):
+            if quarters <= end:
+                return seconds + (quarters - start) * self.spq * factor
+            seconds += (end - start) * self.spq * factor + pause
+            start = end
+        return seconds + (quarters - start) * self.spq * self.factors[len(self.phrase_ends)]
+
+    @classmethod
+    def uneven(cls, spq: float, phrase_ends: list[float], seed: int) -> TimeMap:
+        """A rubato performance: each phrase 0.75-1.35x the base duration per quarter, 0.4-1.5 s of
+        rest after each phrase end; drawn from ``seed``."""
+        rng = np.random.default_rng(seed)
+        ends = tuple(sorted(set(phrase_ends)))
+        factors = tuple(float(f) for f in rng.uniform(0.75, 1.35, len(ends) + 1))
+        return cls(spq, ends, factors, tuple(float(p) for p in rng.uniform(0.4, 1.5, len(ends))))
+
+
+def tempo_spq(score) -> float:
+    """Seconds per quarter note of the score's first metronome mark (90 bpm without one)."""
     marks = list(score.flatten().getElementsByClass("MetronomeMark"))
     bpm = float(marks[0].getQuarterBPM()) if marks and marks[0].number else 90.0
-    spq = 60.0 / bpm
+    return 60.0 / bpm
+
+
+def score_notes(score, max_seconds: float, time: TimeMap | None = None) -> list[list[tuple[int, float, float]]]:
+    """Each part's notes (midi, start s, duration s), ties merged, timed by ``time`` (default: the
+    score's steady tempo)."""
+    time = time or TimeMap(tempo_spq(score))
     parts = []
     for part in score.parts:
         notes = []
         for n in part.stripTies().flatten().notes:
-            start = float(n.offset) * spq
+            start = time(float(n.offset))
             if start >= max_seconds:
                 break
+            end = time(float(n.offset) + float(n.quarterLength))
             for p in n.pitches:
-                notes.append((int(p.midi), start, max(0.05, float(n.quarterLength) * spq)))
+                notes.append((int(p.midi), start, max(0.05, end - start)))
         if notes:
             parts.append(notes)
-    return parts, bpm
+    return parts
 
 
 def render(
@@ -165,7 +205,7 @@ def build_scores(
     lines = []
     for composer, path in progress(jobs) if progress else jobs:
         score = music21.converter.parse(path)
-        parts, _ = score_notes(score, max_seconds)
+        parts = score_notes(score, max_seconds)
         if not parts:
             continue
         piece = piece_id(path)
