@@ -112,7 +112,7 @@ def test_clear_errors(tmp_path, capsys):
         str(tmp_path / "r"),
     ]
     assert main(args) == 2
-    assert "unknown VQ-VAE preset 'giant'; give one of: vqvae, small, tiny" in capsys.readouterr().err
+    assert "unknown VQ-VAE preset 'giant'; give one of: vqvae, music, small, tiny" in capsys.readouterr().err
 
 
 def test_model_loading_is_strict(tmp_path):

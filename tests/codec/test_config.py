@@ -45,9 +45,15 @@ def test_config_round_trips_through_dict():
 
 
 def test_unknown_preset_and_bad_shapes_are_clear_errors():
-    with pytest.raises(ValueError, match="give one of: vqvae, small, tiny"):
+    with pytest.raises(ValueError, match="give one of: vqvae, music, small, tiny"):
         get_preset("huge")
     with pytest.raises(ValueError, match="one entry per level"):
         VQVAEConfig(levels=2)
     with pytest.raises(ValueError, match="unknown VQ-VAE config fields"):
         VQVAEConfig.from_dict({"widht": 3})
+
+
+def test_our_presets_have_the_sizes_the_readme_gives():
+    millions = {name: sum(p.numel() for p in VQVAE(get_preset(name)).parameters()) / 1e6 for name in PRESETS}
+    assert {k: round(v, 2) for k, v in millions.items() if k != "vqvae"} == {"music": 2.58, "small": 0.52, "tiny": 0.10}
+    assert get_preset("music").l_bins == 2048 and get_preset("music").hop_lengths == (8, 32, 128)

@@ -97,6 +97,8 @@ class VQVAEConfig:
 PRESETS: dict[str, VQVAEConfig] = {
     # The original Jukebox VQ-VAE (official weights load into this).
     "vqvae": VQVAEConfig(),
+    # GPU-sized, 22.05 kHz, hops 8/32/128: the original's 2048 codes, width 64 (2.6 M parameters).
+    "music": VQVAEConfig(sample_rate=22050, emb_width=64, l_bins=2048, width=64, depth=4, multipliers=(1, 1, 1)),
     # CPU-sized, 22.05 kHz, same hop lengths 8/32/128: trains in about an hour on 2 cores.
     "small": VQVAEConfig(
         sample_rate=22050,

@@ -63,6 +63,22 @@ def spectral_convergence_db(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tenso
     return 20 * torch.log10(ratio.clamp(min=1e-8))
 
 
+MRSTFT = ((2048, 512, 2048), (1024, 256, 1024), (512, 128, 512))  # n_fft, hop, window
+
+
+def log_stft_distance(x: torch.Tensor, x_hat: torch.Tensor, stfts=MRSTFT, floor: float = 1e-5) -> torch.Tensor:
+    """Multi-resolution log-magnitude STFT distance of a batch: the mean over ``stfts`` of
+    mean |log10(|S(x)| + floor) - log10(|S(x_hat)| + floor)|, x 20 to read in dB (lower is better).
+
+    Unlike spectral convergence, which the loudest partials dominate, it weighs every bin alike, so a
+    noise floor over the quiet high band counts."""
+    dist = [
+        (torch.log10(stft_magnitude(x, *s) + floor) - torch.log10(stft_magnitude(x_hat, *s) + floor)).abs().mean()
+        for s in stfts
+    ]
+    return 20 * torch.stack(dist).mean()
+
+
 def reconstruction_loss(
     x: torch.Tensor, x_hat: torch.Tensor, bw: Bandwidth, cfg: LossConfig
 ) -> dict[str, torch.Tensor]:

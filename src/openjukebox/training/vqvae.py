@@ -27,6 +27,7 @@ from .loop import TrainConfig, TrainingRun, open_run, resume_config
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "vqvae": TrainConfig(batch_size=4, sample_length=262144),
+    "music": TrainConfig(batch_size=32, sample_length=32768, eval_every=500, save_every=500),
     "small": TrainConfig(batch_size=8, sample_length=16384, eval_every=250, save_every=250),
     "tiny": TrainConfig(
         steps=300, batch_size=4, sample_length=8192, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100

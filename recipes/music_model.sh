@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The next shipped model, built in resumable stages on a CPU (or a GPU where one is lent):
+#   bash recipes/music_model.sh WORK_DIR [STAGE...]      stages: data vqvae top up1 up0 bundle (default all)
+# Every training stage trains to its *_STEPS target and stops; run it again (this session or the
+# next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
+# Needs: pip install -e '.[data]' && pip install --no-deps tinysoundfont, and the game music:
+#   apt-get install wesnoth-1.16-music warzone2100-music
+# Data: 4 composers x 10 pieces x 4 instrument sets (30 s each), 24 sung chorales (45 s), and
+# about 6 hours of real recordings (the Debian game music). Pieces are held out whole.
+set -euo pipefail
+WORK=${1:-runs/music_model}
+shift || true
+STAGES=${*:-data vqvae top up1 up0 bundle}
+OJ="python -m openjukebox -q"
+export OPENJUKEBOX_CACHE="$WORK/cache"
+mkdir -p "$WORK"
+
+# train KIND OUT STEPS ARGS...: start the run, or resume it towards STEPS when it exists
+train() {
+    local kind=$1 out=$2 steps=$3
+    shift 3
+    if [ -f "$out/train_state.pt" ]; then
+        $OJ train "$kind" --out "$out" --resume --steps "$steps"
+    else
+        $OJ train "$kind" --out "$out" --steps "$steps" "$@"
+    fi
+}
+
+for stage in $STAGES; do
+    case $stage in
+    data)
+        [ -f "$WORK/scores/manifest.jsonl" ] || $OJ data scores --out "$WORK/scores" \
+            --composers bach beethoven mozart haydn --per-composer 10 --sets piano strings organ guitar --max-seconds 30
+        [ -f "$WORK/chorales/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales" --limit 24 --max-seconds 45
+        [ -f "$WORK/game.jsonl" ] || $OJ data debian-music --out "$WORK/game.jsonl"
+        python - "$WORK" <<'PY'
+import json, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+lines = []
+for manifest in (work / "scores/manifest.jsonl", work / "chorales/manifest.jsonl", work / "game.jsonl"):
+    for line in manifest.read_text().splitlines():
+        entry = json.loads(line)
+        if not Path(entry["path"]).is_absolute():
+            entry["path"] = str(manifest.parent.relative_to(work) / entry["path"])
+        lines.append(json.dumps(entry, ensure_ascii=False))
+(work / "all.jsonl").write_text("\n".join(lines) + "\n")
+hours = sum(json.loads(line)["duration"] for line in lines) / 3600
+print(f"{len(lines)} files, {hours:.2f} hours of audio in {work / 'all.jsonl'}")
+PY
+        ;;
+    vqvae) train vqvae "$WORK/vqvae" "${VQVAE_STEPS:-6000}" --data "$WORK/all.jsonl" --preset small ;;
+    top)
+        train prior "$WORK/top" "${TOP_STEPS:-8000}" --level 2 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+            --preset mini_top_lyrics --eval-every 500
+        ;;
+    up1)
+        train prior "$WORK/up1" "${UP_STEPS:-6000}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+            --preset mini_upsampler_1 --eval-every 500
+        ;;
+    up0)
+        train prior "$WORK/up0" "${UP_STEPS:-6000}" --level 0 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+            --preset mini_upsampler_0 --eval-every 500
+        ;;
+    bundle)
+        for pair in vqvae:vqvae top:prior_level_2 up1:prior_level_1 up0:prior_level_0; do
+            mkdir -p "$WORK/bundle/${pair#*:}"
+            cp "$WORK/${pair%%:*}/config.json" "$WORK/${pair%%:*}/model.safetensors" "$WORK/bundle/${pair#*:}/"
+        done
+        echo "bundle ready: $WORK/bundle; measure it with: python benchmarks/eval_model.py --runs $WORK"
+        ;;
+    *) echo "unknown stage $stage (data vqvae top up1 up0 bundle)" >&2; exit 2 ;;
+    esac
+done
