@@ -86,6 +86,8 @@ def test_a_time_map_varies_the_tempo_per_phrase_and_rests_after_each():
     assert steady(0) == 0 and steady(3) == 1.5
     tm = TimeMap(0.5, phrase_ends=(4.0, 8.0), factors=(1.0, 2.0, 0.5), pauses=(1.0, 0.25))
     assert [tm(q) for q in (2, 4, 6, 8, 10)] == [1.0, 2.0, 2.0 + 1.0 + 2.0, 3.0 + 4.0, 7.25 + 0.5]
+    assert [tm.quarters_at(tm(q)) for q in (2, 4, 6, 8, 10)] == [2, 4, 6, 8, 10]
+    assert tm.quarters_at(2.5) == 4.0  # in the rest after the first phrase
     uneven = TimeMap.uneven(0.5, [8.0, 4.0, 4.0], seed=3)
     assert uneven.phrase_ends == (4.0, 8.0) and uneven == TimeMap.uneven(0.5, [4.0, 8.0], seed=3)
     assert all(0.75 <= f <= 1.35 for f in uneven.factors) and all(0.4 <= p <= 1.5 for p in uneven.pauses)

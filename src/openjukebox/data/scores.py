@@ -84,6 +84,19 @@ class TimeMap:
             start = end
         return seconds + (quarters - start) * self.spq * self.factors[len(self.phrase_ends)]
 
+    def quarters_at(self, seconds: float) -> float:
+        """The score time (quarters) at ``seconds``: the inverse of the map (a rest maps to its phrase end)."""
+        elapsed, start = 0.0, 0.0
+        for end, factor, pause in zip(self.phrase_ends, self.factors, self.pauses, strict=False):
+            phrase = (end - start) * self.spq * factor
+            if seconds <= elapsed + phrase:
+                return start + (seconds - elapsed) / (self.spq * factor)
+            elapsed += phrase + pause
+            start = end
+            if seconds <= elapsed:
+                return end
+        return start + (seconds - elapsed) / (self.spq * self.factors[len(self.phrase_ends)])
+
     @classmethod
     def uneven(cls, spq: float, phrase_ends: list[float], seed: int) -> TimeMap:
         """A rubato performance: each phrase 0.75-1.35x the base duration per quarter, 0.4-1.5 s of
@@ -105,10 +118,13 @@ def score_notes(score, max_seconds: float, time: TimeMap | None = None) -> list[
     """Each part's notes (midi, start s, duration s), ties merged, timed by ``time`` (default: the
     score's steady tempo)."""
     time = time or TimeMap(tempo_spq(score))
+    last = time.quarters_at(max_seconds)
     parts = []
     for part in score.parts:
         notes = []
-        for n in part.stripTies().flatten().notes:
+        # only the notes that start in time: merging the ties of a whole quartet takes minutes
+        heard = part.flatten().getElementsByOffset(0, last, includeEndBoundary=False).stream()
+        for n in heard.stripTies().notes:
             start = time(float(n.offset))
             if start >= max_seconds:
                 break
