@@ -17,6 +17,7 @@ import math
 import queue
 import re
 import secrets
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -178,8 +179,17 @@ class JobStore:
                 )
         if request.prompt_upload is not None and not (self.uploads_dir / request.prompt_upload).is_file():
             raise UserError(f"no upload {request.prompt_upload!r}; POST the audio to /api/uploads first")
-        if request.lyrics is not None and not LRC_LINE.search(request.lyrics):
-            b.lyrics(1, request.lyrics, None, request.label_seconds or request.seconds)
+        if request.lyrics is not None:  # an LRC is checked as the file the worker will write
+            with tempfile.TemporaryDirectory() as tmp:
+                lrc = Path(tmp) / "lyrics.lrc"
+                lrc.write_text(request.lyrics, encoding="utf-8")
+                timed = LRC_LINE.search(request.lyrics)
+                b.lyrics(
+                    1,
+                    None if timed else request.lyrics,
+                    lrc if timed else None,
+                    request.label_seconds or request.seconds,
+                )
 
     def cancel(self, job_id: str) -> dict:
         """Cancel a queued or running job (a finished one is left as it is)."""
