@@ -230,6 +230,7 @@ def sample(
     }
     _, totals = song_lengths(bundle.configs, seconds)
     done = CodesFile.load(state).extra.get("done", {}) if state.exists() else {}
+    done = {str(lv): c.shape[1] for lv, c in given.items()} | done  # codes kept or resumed count as done
     bars: dict[int, tqdm] = {}
     last_token: dict[int, float] = {}  # per level: when its last token was drawn
     counts: dict[int, list] = {}  # per level: [tokens done, tokens at this call's first report, its time]
