@@ -158,3 +158,20 @@ def test_co_composer_keep_and_extend(client):
     assert second.shape == (2, n2)
     assert torch.equal(second[:, :n1], first[1:2].expand(2, -1))  # both candidates continue the kept one
     assert not torch.equal(second[0, n1:], second[1, n1:])
+
+
+def test_re_render_a_finished_song_with_another_artist(client, song):
+    request = {"source_job": song["job"]["id"], "artist": "johann_sebastian_bach", "genre": "organ", "seed": 9}
+    job = finish(client, client.post("/api/jobs", json=request).json()["id"])
+    assert job["status"] == "done", job["error"]
+    meta = client.get(f"/api/jobs/{job['id']}/files/metadata.json").json()
+    assert meta["mode"] == "upsample" and meta["seconds"] == N_AUDIO / 22050
+    assert meta["labels"]["1"][0][3] != song_labels(client, song)["1"][0][3]  # level 1 sampled for another artist
+    before = CodesFile.load(_saved(client.get(f"/api/jobs/{song['job']['id']}/files/codes.codes").content)).codes
+    after = CodesFile.load(_saved(client.get(f"/api/jobs/{job['id']}/files/codes.codes").content)).codes
+    assert torch.equal(after[2], before[2])  # the same top level
+    assert after[1].shape == before[1].shape and not torch.equal(after[1], before[1])  # new levels below it
+
+
+def song_labels(client, song) -> dict:
+    return client.get(f"/api/jobs/{song['job']['id']}/files/metadata.json").json()["labels"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
+import urllib.error
+import urllib.request
 from urllib.parse import urlparse
 
 import pytest
@@ -123,6 +125,27 @@ def test_co_composer_keep_and_extend(page):
         "a.addEventListener('loadedmetadata', () => r(a.duration)))))"
     )
     assert len(durations) == 2 and all(abs(d - 345 * 128 / 22050) < 1e-3 for d in durations)
+    page.locator("#keep").click()  # candidate 1 of this round: the whole song
+    page.wait_for_function("document.querySelector('#kept').innerText.includes('kept 2 s of 2 s')")
+    page.locator("#upsample").click()
+    level_0 = song_lengths(Bundle(default_model()).configs, 2.0)[1][0]  # 2 s of level-0 codes
+    page.wait_for_function(  # sampled below the kept top level, and the job done
+        f"document.querySelector('#status').innerText.includes('level 0: {level_0}/{level_0}') && "
+        "document.querySelector('#status').innerText.includes('done')"
+    )
+    audio = page.locator("#player audio")
+    assert audio.count() == 1 and "level_0_sample_0.wav" in audio.get_attribute("src")
+    assert "finished" in page.locator("#player").inner_text()
+
+
+def test_the_page_serves_no_file_by_path(server):
+    for path in ("/gradio_api/file=/etc/passwd", "/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd"):
+        try:
+            with urllib.request.urlopen(server + path) as response:
+                body, status = response.read(), response.status
+        except urllib.error.HTTPError as e:
+            body, status = e.read(), e.code
+        assert 400 <= status < 500 and b"root:" not in body, (path, status)
 
 
 def test_a_bad_request_shows_its_message(page):

@@ -19,7 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: before gr
 import gradio as gr  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from .jobs import FINISHED, JobRequest, JobStore  # noqa: E402
+from .jobs import FINISHED, MAX_UPLOAD_BYTES, JobRequest, JobStore  # noqa: E402
 
 POLL_S = 0.3
 # Highlights the word being sung: each .song block holds an <audio> and word <span>s with their times.
@@ -119,9 +119,11 @@ def build_ui(store: JobStore) -> gr.Blocks:
             temperature = gr.Slider(0.5, 1.5, value=0.99, step=0.01, label="temperature")
             guidance = gr.Number(value=0, label="guidance (0: the model's default)", elem_id="guidance")
             n_samples = gr.Slider(1, 4, value=1, step=1, label="songs")
-        prompt = gr.File(file_types=[".wav", ".flac", ".ogg", ".mp3"], label="prompt audio (optional)", height=90)
+        prompt = gr.File(file_types=[".wav", ".flac", ".ogg", ".mp3"], label="prompt audio (optional)")
         prompt_seconds = gr.Number(value=2.0, label="seconds of the prompt to keep")
-        generate = gr.Button("Generate", variant="primary", elem_id="generate")
+        with gr.Row():
+            generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=3)
+            cancel_btn = gr.Button("Cancel", elem_id="cancel", scale=1)
         with gr.Accordion("Co-composer: candidates of the next seconds", open=True):
             with gr.Row():
                 step = gr.Number(value=1.0, label="seconds per step", elem_id="step")
@@ -137,30 +139,37 @@ def build_ui(store: JobStore) -> gr.Blocks:
         player = gr.HTML("", elem_id="player")
         last = gr.State({})  # {"job": id, "seconds": length} of the last job followed
         kept = gr.State(None)  # {"job": id, "sample": i, "seconds": length}
+        rounds = gr.State(0)  # candidate rounds so far: a fixed seed still gives new candidates each round
 
-        form = [artist, genre, lyrics, seconds, seed, temperature, guidance, n_samples, prompt, prompt_seconds]
+        form = [artist, genre, lyrics, seconds, seed, temperature, guidance, n_samples]
 
-        def base(a, g, ly, secs, sd, temp, guide, n, prompt_file, prompt_secs) -> dict:
-            request = {"artist": a or None, "genre": g or None, "lyrics": ly.strip() or None, "seconds": secs}
-            if sd.strip() and not sd.strip().isdigit():
+        def base(a, g, ly, secs, sd, temp, guide, n) -> dict:
+            """The request the form describes (the buttons below change parts of it)."""
+            sd = (sd or "").strip()
+            if sd and not sd.isdigit():
                 raise ValueError(f"seed must be a whole number of 0 or more (or empty for a random one), not {sd!r}")
-            seed_value = int(sd) if sd.strip() else None
-            request.update(seed=seed_value, temperature=temp, guidance=guide or None, n_samples=int(n))
-            if prompt_file:
-                upload = store.save_upload(Path(prompt_file).read_bytes(), Path(prompt_file).name)
-                request.update(prompt_upload=upload, prompt_seconds=prompt_secs)
-            return request
+            return {
+                "artist": a or None,
+                "genre": g or None,
+                "lyrics": (ly or "").strip() or None,
+                "seconds": secs,
+                "seed": int(sd) if sd else None,
+                "temperature": temp,
+                "guidance": guide or None,
+                "n_samples": int(n),
+            }
 
-        def follow(request: dict):
+        def follow(make):
+            """Submit the request ``make()`` returns, then stream the job's progress and audio to the page."""
             try:
-                job = store.submit(JobRequest(**request))
+                job = store.submit(JobRequest(**make()))
             except (ValueError, LookupError, ValidationError) as e:
                 yield _error(one_line(e)), gr.skip(), gr.skip()
                 return
             shown = None
             while True:
                 job = store.get(job["id"])
-                ready = (job["status"], json.dumps(job["files"]))
+                ready = (job["status"] in FINISHED, bool(job["files"]))  # the preview stays until the end
                 html_player = _player(store, job) if ready != shown else gr.skip()
                 shown = ready
                 yield _status(job), html_player, {"job": job["id"], "seconds": job["request"]["seconds"]}
@@ -168,58 +177,89 @@ def build_ui(store: JobStore) -> gr.Blocks:
                     return
                 time.sleep(POLL_S)
 
-        def on_generate(*values):
-            try:
+        def on_generate(prompt_file, prompt_secs, *values):
+            def make() -> dict:
                 request = base(*values)
-            except ValueError as e:
-                yield _error(one_line(e)), gr.skip(), gr.skip()
-                return
-            yield from follow(request)
+                if prompt_file:  # checked and kept like an upload to /api/uploads
+                    upload = store.save_upload(Path(prompt_file).read_bytes(), Path(prompt_file).name)
+                    request.update(prompt_upload=upload, prompt_seconds=prompt_secs)
+                return request
 
-        def on_candidates(k, step_s, n, *values):
-            request = {**base(*values), "n_samples": int(n), "top_only": True, "prompt_upload": None}
-            total = request["seconds"]
-            length = (k or {}).get("seconds", 0.0)
-            request.update(seconds=min(total, length + step_s), label_seconds=total)
-            if k:
-                request.update(source_job=k["job"], source_sample=k["sample"])
-            yield from follow(request)
+            yield from follow(make)
+
+        def on_candidates(k, done_rounds, step_s, n, *values):
+            def make() -> dict:
+                request = {**base(*values), "n_samples": int(n), "top_only": True}
+                if request["seed"] is not None:  # each round new candidates, the same ones for the same seed
+                    request["seed"] = (request["seed"] + done_rounds) % 2**31
+                total = request["seconds"] or 0
+                request.update(seconds=min(total, (k or {}).get("seconds", 0.0) + (step_s or 0)), label_seconds=total)
+                if k:
+                    request.update(source_job=k["job"], source_sample=k["sample"])
+                return request
+
+            yield from follow(make)
 
         def on_keep(previous, index):
             job = previous.get("job") and store.get(previous["job"])
             if not job or job["status"] != "done" or not job["request"]["top_only"]:
                 return gr.skip(), "make candidates first, and wait until they are done"
-            if not 0 <= int(index) < job["request"]["n_samples"]:
+            if not 0 <= int(index or 0) < job["request"]["n_samples"]:
                 return gr.skip(), f"keep one of the candidates 0 to {job['request']['n_samples'] - 1}"
             secs = job["request"]["seconds"]
             label = job["request"]["label_seconds"] or secs
             return {"job": job["id"], "sample": int(index), "seconds": secs}, f"kept {secs:g} s of {label:g} s"
 
         def on_upsample(k, *values):
-            if not k:
-                yield _error("keep a candidate first"), gr.skip(), gr.skip()
-                return
-            request = {**base(*values), "n_samples": 1, "prompt_upload": None, "seconds": None}
-            total = max(values[3] or 0, k["seconds"])
-            request.update(source_job=k["job"], source_sample=k["sample"], label_seconds=total)
-            yield from follow(request)
+            def make() -> dict:
+                if not k:
+                    raise ValueError("keep a candidate first")
+                request = {**base(*values), "n_samples": 1}
+                total = max(request["seconds"] or 0, k["seconds"])  # the song's length, as the rounds announced
+                return {
+                    **request,
+                    "seconds": None,
+                    "source_job": k["job"],
+                    "source_sample": k["sample"],
+                    "label_seconds": total,
+                }
+
+            yield from follow(make)
 
         def on_rerender(previous, *values):
-            if not previous.get("job"):
-                yield _error("generate a song first"), gr.skip(), gr.skip()
-                return
-            request = {**base(*values), "n_samples": 1, "prompt_upload": None, "seconds": None}
-            yield from follow({**request, "source_job": previous["job"], "source_sample": 0})
+            def make() -> dict:
+                if not previous.get("job"):
+                    raise ValueError("generate a song first")
+                request = {**base(*values), "n_samples": 1, "seconds": None}
+                return {**request, "source_job": previous["job"], "source_sample": 0}
+
+            yield from follow(make)
+
+        def on_cancel(previous) -> None:
+            if previous.get("job"):
+                store.cancel(previous["job"])
 
         outputs = [status, player, last]
-        generate.click(on_generate, form, outputs)
-        candidates_btn.click(on_candidates, [kept, step, count, *form], outputs)
+        generate.click(on_generate, [prompt, prompt_seconds, *form], outputs)
+        candidates_btn.click(on_candidates, [kept, rounds, step, count, *form], outputs).then(
+            lambda r: r + 1, rounds, rounds
+        )
         keep_btn.click(on_keep, [last, pick], [kept, kept_md])
         upsample_btn.click(on_upsample, [kept, *form], outputs)
         rerender_btn.click(on_rerender, [last, *form], outputs)
+        cancel_btn.click(on_cancel, last, None)
     return page
 
 
 def mount(app, store: JobStore):
     """Mount the page at ``/`` of the API's app (offline: system fonts, no analytics)."""
-    return gr.mount_gradio_app(app, build_ui(store), path="", theme=THEME, css=CSS, js=KARAOKE_JS, footer_links=[])
+    return gr.mount_gradio_app(
+        app,
+        build_ui(store),
+        path="",
+        theme=THEME,
+        css=CSS,
+        js=KARAOKE_JS,
+        footer_links=[],
+        max_file_size=MAX_UPLOAD_BYTES,
+    )
