@@ -11,8 +11,8 @@ preset is trained as ``tiny``. ``test_the_quickstart_as_written`` (slow) runs th
 Installation commands (venv, pip) are the setup this test already runs in, and are skipped; a
 block placed right after ``<!-- not-run: REASON -->`` is not run (used for torchrun, the official
 release files and the test suite itself). ``openjukebox ... --help`` must print its help and exit
-with status 0 (``serve``, which runs until stopped, is shown that way). Any other command must be ``openjukebox ...``: a new
-kind of command needs a rule here or a marker in the README.
+with status 0 (``serve``, which runs until stopped, is shown that way). Any other command must be
+``openjukebox ...``: a new kind of command needs a rule here or a marker in the README.
 """
 
 from __future__ import annotations
