@@ -128,9 +128,13 @@ class JobStore:
         with atomic_path(self.jobs_dir / job["id"] / "job.json") as tmp:
             Path(tmp).write_text(json.dumps(job, indent=1))
 
-    def _update(self, job_id: str, **changes) -> dict:
+    def _update(self, job_id: str, only_if: str | None = None, **changes) -> dict | None:
+        """Change the job's record on disk (only while its status is ``only_if``, when given: a
+        status check and change in one step, so that a cancel and the worker cannot cross)."""
         with self._lock:
             job = json.loads((self.jobs_dir / job_id / "job.json").read_text())
+            if only_if is not None and job["status"] != only_if:
+                return None
             job.update(changes)
             self._write(job)
             return job
@@ -193,11 +197,9 @@ class JobStore:
 
     def cancel(self, job_id: str) -> dict:
         """Cancel a queued or running job (a finished one is left as it is)."""
-        job = self.get(job_id)
-        if job["status"] == "queued":
-            return self._update(job_id, status="cancelled", error="cancelled")
-        if job["status"] == "running":
-            self._cancel.add(job_id)
+        self.folder(job_id)
+        if self._update(job_id, only_if="queued", status="cancelled", error="cancelled") is None:
+            self._cancel.add(job_id)  # running (the worker stops it) or finished (nothing to do)
         return self.get(job_id)
 
     def save_upload(self, data: bytes, filename: str) -> str:
@@ -232,9 +234,8 @@ class JobStore:
             job_id = self._queue.get()
             if job_id is None or self._stop.is_set():
                 return
-            if self.get(job_id)["status"] != "queued":
-                continue
-            self._update(job_id, status="running")
+            if self._update(job_id, only_if="queued", status="running") is None:
+                continue  # cancelled while it waited
             try:
                 self._sample(job_id)
             except Stopped:
