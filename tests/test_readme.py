@@ -10,8 +10,9 @@ preset is trained as ``tiny``. ``test_the_quickstart_as_written`` (slow) runs th
 
 Installation commands (venv, pip) are the setup this test already runs in, and are skipped; a
 block placed right after ``<!-- not-run: REASON -->`` is not run (used for torchrun, the official
-release files and the test suite itself). Any other command must be ``openjukebox ...``: a new
-kind of command needs a rule here or a marker in the README.
+release files and the test suite itself). ``openjukebox ... --help`` must print its help and exit
+with status 0 (``serve``, which runs until stopped, is shown that way). Any other command must be
+``openjukebox ...``: a new kind of command needs a rule here or a marker in the README.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ def run_block(lang: str, code: str, workspace: Path, full: bool = False) -> None
         argv = shlex.split(command.replace("~/", f"{workspace / 'home'}/"))
         assert argv[0] == "openjukebox", f"no rule to run {command!r}: add one, or a not-run marker in the README"
         argv = _shorten(argv[1:], full)
+        if "--help" in argv:  # argparse prints the help and exits with status 0
+            with pytest.raises(SystemExit) as done:
+                main(argv)
+            assert done.value.code == 0, f"README command failed: {command}"
+            continue
         assert main(["-q", *argv]) == 0, f"README command failed: {command}\n(run as: {shlex.join(argv)})"
 
 

@@ -9,6 +9,8 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,18 @@ from .errors import UserError
 from .fileio import atomic_path, remove_stale_temporaries
 
 DEFAULT_CHUNK_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one level's sampling is: tokens (summed over the songs) done of total, this call's
+    rate in tokens per second and the estimated seconds left on the level (None before any rate)."""
+
+    level: int
+    done: int
+    total: int
+    tokens_per_s: float | None
+    eta_s: float | None
 
 
 def default_device() -> torch.device:
@@ -149,6 +163,8 @@ def sample(
     guidance: float | None = None,
     quantize: str = "none",
     fast: bool = True,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_level: Callable[[int, list[str]], None] | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -173,6 +189,11 @@ def sample(
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
     and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
+
+    A level's WAVs are written as soon as that level is sampled (the top level's can be heard while
+    the upsamplers run); ``on_level(level, wav_paths)`` is then called. ``on_progress(Progress)`` is
+    called as tokens are drawn; an exception raised by either callback stops sampling (the state
+    saved after the last window stays resumable).
     """
     from .audio.plot import save_spectrogram
     from .sampling.bundle import Bundle
@@ -209,11 +230,22 @@ def sample(
     }
     _, totals = song_lengths(bundle.configs, seconds)
     done = CodesFile.load(state).extra.get("done", {}) if state.exists() else {}
+    done = {str(lv): c.shape[1] for lv, c in given.items()} | done  # codes kept or resumed count as done
     bars: dict[int, tqdm] = {}
     last_token: dict[int, float] = {}  # per level: when its last token was drawn
+    counts: dict[int, list] = {}  # per level: [tokens done, tokens at this call's first report, its time]
 
     def tokens(level: int, k: int) -> None:  # one bar per level: tokens/s and ETA
         last_token[level] = time.time()
+        if on_progress is not None:
+            count = counts.setdefault(level, [n_samples * done.get(str(level), 0), None, None])
+            if count[1] is None:
+                count[1:] = [count[0], time.time()]
+            count[0] += k
+            total, elapsed = n_samples * totals[level], time.time() - count[2]
+            rate = (count[0] - count[1]) / elapsed if elapsed > 0 else None
+            eta = (total - count[0]) / rate if rate else None
+            on_progress(Progress(level, count[0], total, rate, eta))
         if level not in bars:
             for bar in bars.values():  # the level above is done: its rate and time stay as they were
                 bar.close()
@@ -226,6 +258,25 @@ def sample(
                 disable=not progress,
             )
         bars[level].update(k)
+
+    bottom = min(bundle.configs) if lowest is None else lowest  # given codes below it (a prompt) stay codes
+    files: dict[int, list[str]] = {}
+    codec: list[VQVAE] = []  # loaded when the first level is decoded
+
+    def write_level(level: int, codes: CodesFile) -> None:
+        if not codec:
+            codec.append(bundle.load_vqvae(device))
+        audio = decode(codes, level, model=codec[0], device=device)
+        files[level] = [
+            str(save_audio(out / f"level_{level}" / f"sample_{i}.wav", a, codes.sample_rate))
+            for i, a in enumerate(audio)
+        ]
+        if on_level is not None:
+            on_level(level, files[level])
+
+    def window_done(level: int, window, total: int) -> None:  # a finished level is heard at once
+        if window.end == total and level >= bottom:
+            write_level(level, CodesFile.load(state))
 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, recursive=True)
@@ -241,6 +292,7 @@ def sample(
         settings,
         lowest,
         codec={"kind": "vqvae", "path": str(bundle.vqvae_dir.resolve()), "id": bundle.codec_id},
+        on_window=window_done,
         on_tokens=tokens,
         given=given,
         identity=bundle.identity,
@@ -253,16 +305,11 @@ def sample(
     alignment = None
     if songs is not None and bundle.top in codes.codes:
         alignment = _write_alignment(bundle, codes, songs, settings, alignment_head, out / "alignment", device)
-    vqvae = bundle.load_vqvae(device)
-    files = {}
-    bottom = min(bundle.configs) if lowest is None else lowest  # given codes below it (a prompt) stay codes
-    for level in [lv for lv in sorted(codes.codes, reverse=True) if lv >= bottom]:  # ends with the lowest
-        audio = decode(codes, level, model=vqvae, device=device)
-        files[level] = [
-            str(save_audio(out / f"level_{level}" / f"sample_{i}.wav", a, codes.sample_rate))
-            for i, a in enumerate(audio)
-        ]
-    save_spectrogram(out / "spectrogram.png", audio[0], codes.sample_rate, f"sample 0, level {level}")
+    for level in [lv for lv in sorted(codes.codes, reverse=True) if lv >= bottom and lv not in files]:
+        write_level(level, codes)  # the levels not sampled in this call (given, or resumed complete)
+    level = min(files)
+    audio = load_audio(files[level][0], codes.sample_rate, allow_silent=True)
+    save_spectrogram(out / "spectrogram.png", audio, codes.sample_rate, f"sample 0, level {level}")
     meta = {
         "openjukebox": __version__,
         "model": str(Path(model_dir).resolve()),
@@ -278,7 +325,7 @@ def sample(
         "labels": codes.extra["sampling"]["labels"],
         "lyrics": str(lyrics_file) if lyrics_file else lyrics,
         "alignment": alignment,
-        "files": files,
+        "files": {lv: files[lv] for lv in sorted(files, reverse=True)},
         "elapsed_s": round(time.time() - started, 2),
         "sampling_s": _level_seconds(last_token, started),
     }

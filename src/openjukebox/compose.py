@@ -72,11 +72,9 @@ def compose(
             break
         if pick == AGAIN:
             continue
-        codes = CodesFile.load(folder / "codes.codes")
         if not 0 <= int(pick) < candidates:
             raise ValueError(f"choose returned {pick!r}: pick a candidate 0..{candidates - 1}, {AGAIN!r} or {STOP!r}")
-        codes.codes = {top: codes.codes[top][int(pick) : int(pick) + 1]}
-        chosen = codes.save(out / "chosen.codes")
+        chosen = keep_candidate(CodesFile.load(folder / "codes.codes"), int(pick), top, out / "chosen.codes")
         length = target
     if chosen is None:
         raise ValueError("no candidate was kept: nothing to upsample")
@@ -94,6 +92,13 @@ def compose(
         label_seconds=seconds,
         **sampling,
     )
+
+
+def keep_candidate(codes: CodesFile, pick: int, top: int, path: str | os.PathLike) -> Path:
+    """Write the top-level codes of candidate ``pick`` alone to ``path``: the song to extend or
+    upsample next (``sample``'s ``codes_file``). Returns the path."""
+    codes.codes = {top: codes.codes[top][pick : pick + 1]}
+    return Path(codes.save(path))
 
 
 def ask_in_terminal(files: list[str]) -> int | str:

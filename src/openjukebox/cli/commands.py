@@ -286,6 +286,29 @@ def import_openai(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """``serve``: the page and the REST API until Ctrl-C; jobs left running resume at the next start."""
+    try:
+        import fastapi  # noqa: F401
+        import gradio  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise UserError(f"serve needs {e.name}: pip install 'openjukebox[serve]'") from None
+    from ..models import default_model
+    from ..serve.app import create_app
+    from ..serve.jobs import JobStore
+    from ..serve.ui import mount
+
+    store = JobStore(args.model or default_model(), _out_folder(args.work), args.device)
+    app = mount(create_app(store), store)
+    print(f"openjukebox serve: http://{args.host}:{args.port}/ (API docs at /api/docs); jobs in {args.work}")
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        store.close()
+    return 0
+
+
 def presets(args: argparse.Namespace) -> int:
     """``presets``."""
     from ..codec.config import PRESETS

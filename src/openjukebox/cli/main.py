@@ -229,13 +229,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--hf", help="folder of the Hugging Face mirror (transformers port), e.g. openai/jukebox-1b-lyrics"
     )
 
+    srv = _add(
+        sub,
+        "serve",
+        C.serve,
+        help="a browser page and a REST API for generating songs (needs openjukebox[serve])",
+        description="Serve a page (Gradio) and a REST API (FastAPI, schema at /api/openapi.json) over one queue "
+        "of generation jobs, kept in --work and resumed after a restart.",
+    )
+    srv.add_argument("--model", help="bundle folder (default: the model that ships inside)")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=A.port, default=7860, help="port (default 7860)")
+    srv.add_argument("--work", default="openjukebox-serve", help="folder for the jobs (default ./openjukebox-serve)")
+    srv.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     _add(sub, "presets", C.presets, help="list model presets")
     return p
 
 
 def _outputs(args: argparse.Namespace) -> list[str]:
     """The folders this command writes into (for an output file, its folder)."""
-    folders = [getattr(args, "out", None)]
+    folders = [getattr(args, "out", None), getattr(args, "work", None)]
     if getattr(args, "output", None):
         folders.append(os.path.dirname(os.path.abspath(args.output)))
     return [f for f in folders if f]
