@@ -291,6 +291,9 @@ ROWS = [
         "--label-dropout",
     ),
     Row("train-prior-without-level", "train prior --vqvae {vq} --data {data} --out {tmp}/out", "--level"),
+    Row("plan-world-size-0", "train prior --preset prior_5b --plan --world-size 0", "--world-size"),
+    Row("plan-unknown-preset", "train prior --preset giant --plan --world-size 8", "giant"),
+    Row("train-prior-without-vqvae", "train prior --level 2 --data {data} --out {tmp}/out", "--vqvae"),
     # ---- new: import, info, compose, data
     Row("import-nothing", "import-openai --out {tmp}/out", "CHECKPOINT"),
     Row(

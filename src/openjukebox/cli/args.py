@@ -56,6 +56,7 @@ positive_int = number(int, 1)
 non_negative_int = number(int, 0)
 probability = number(float, 0, 1)
 seed = number(int, 0, 2**63 - 1)
+world_size = number(int, 1, unit=" of ranks")
 
 
 def layer_head(text: str) -> tuple[int, int]:

@@ -77,6 +77,11 @@ def train_prior(args: argparse.Namespace) -> int:
     from ..prior.config import get_preset
     from ..training.prior import TRAIN_PRESETS, TrainConfig, train_prior
 
+    if args.plan:
+        return _plan(args)
+    for option in ("data", "out", "vqvae"):
+        if getattr(args, option) is None:
+            raise UserError(f"train prior needs --{option} (only --plan goes without it)")
     out = _out_folder(args.out)
     if not args.resume and args.level is None:
         raise UserError("say which VQ-VAE level the prior models (--level; the top level for a prior)")
@@ -102,6 +107,20 @@ def train_prior(args: argparse.Namespace) -> int:
                 f"(unigram entropy of the codes: {metrics['unigram_bits']:.3f})"
             )
         print(f"model written to {args.out}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """``train prior --plan``: the memory plan of --preset on --world-size ranks; nothing is trained."""
+    from ..prior.config import get_preset
+    from ..training.plan import memory_plan
+    from ..training.prior import TRAIN_PRESETS, TrainConfig
+
+    if args.resume:
+        raise UserError("--plan plans a new run from --preset; leave out --resume")
+    preset = args.preset or "tiny_top"
+    batch = args.batch_size or TRAIN_PRESETS.get(preset, TrainConfig()).batch_size
+    print(memory_plan(preset, get_preset(preset), args.world_size, batch).table())
     return 0
 
 

@@ -19,10 +19,10 @@ from . import commands as C
 from .guard import OutputGuard, describe, one_line_warnings
 
 
-def _training_args(p: argparse.ArgumentParser, presets: str) -> None:
-    p.add_argument("--data", required=True, help="folder of audio files, or a JSONL manifest")
+def _training_args(p: argparse.ArgumentParser, presets: str, required: bool = True) -> None:
+    p.add_argument("--data", required=required, help="folder of audio files, or a JSONL manifest")
     p.add_argument("--preset", help=f"model preset (default {presets}; see `openjukebox presets`); not with --resume")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, logs and the trained model")
+    p.add_argument("--out", required=required, help="run folder: checkpoints, logs and the trained model")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -38,6 +38,19 @@ def _training_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument(
         "--cache", help="cache of decoded audio and codes (default: $OPENJUKEBOX_CACHE or ~/.cache/openjukebox)"
+    )
+
+
+def _large_model_args(p: argparse.ArgumentParser) -> None:
+    """``train prior``'s options for fine-tuning and for priors that outgrow one device."""
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the memory per rank of training --preset (DDP and FSDP, with and without activation "
+        "checkpointing) for --world-size ranks, worked out on the meta device, and stop",
+    )
+    p.add_argument(
+        "--world-size", type=A.world_size, default=1, help="with --plan: the number of ranks (GPUs) to plan for"
     )
 
 
@@ -93,14 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(tv, presets="small")
     tv.add_argument("--sample-length", type=A.positive_int, help="training crop length in samples")
     tp = _add(tsub, "prior", C.train_prior, help="train a top-level prior or an upsampler on a VQ-VAE's codes")
-    _training_args(tp, presets="tiny_top")
+    _training_args(tp, presets="tiny_top", required=False)  # --plan needs neither data nor a run folder
     tp.add_argument("--level", type=A.non_negative_int, help="VQ-VAE level: the top for a prior, lower for upsamplers")
-    tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
+    tp.add_argument("--vqvae", help="the trained VQ-VAE model folder whose codes to model")
     tp.add_argument(
         "--label-dropout",
         type=A.number(float, 0, 1),
         help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
     )
+    _large_model_args(tp)
 
     enc = _add(sub, "encode", C.encode, help="audio file -> codes file")
     enc.add_argument("audio", help="audio file: WAV, FLAC, Ogg Vorbis, Opus or MP3")
