@@ -44,6 +44,29 @@ def _training_args(p: argparse.ArgumentParser, presets: str, required: bool = Tr
 def _large_model_args(p: argparse.ArgumentParser) -> None:
     """``train prior``'s options for fine-tuning and for priors that outgrow one device."""
     p.add_argument(
+        "--init-from",
+        help="fine-tune this prior instead of a new one: a prior model folder, a bundle (its --level prior, "
+        "else its top; its vqvae/ is the default --vqvae), or 'default', the shipped model; not with --preset",
+    )
+    p.add_argument(
+        "--finetune",
+        choices=["full", "frozen", "lora"],
+        default="lora",
+        help="with --init-from: train every weight (full), all but the transformer blocks (frozen), or LoRA "
+        "adapters and the label embeddings (lora: a small adapter folder for `sample --adapter`; default)",
+    )
+    p.add_argument(
+        "--new-labels",
+        choices=["mean", "unknown"],
+        default="mean",
+        help="with --init-from: embedding rows of artists and genres new to the model start as the mean of the "
+        "known rows (default), or as 'unknown'",
+    )
+    p.add_argument("--lora-rank", type=A.positive_int, default=8, help="rank of the LoRA adapters (default 8)")
+    p.add_argument(
+        "--lora-alpha", type=A.positive_float, default=16.0, help="LoRA scale alpha (update x alpha/rank; default 16)"
+    )
+    p.add_argument(
         "--plan",
         action="store_true",
         help="print the memory per rank of training --preset (DDP and FSDP, with and without activation "
@@ -167,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
     )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
+    smp.add_argument(
+        "--adapter",
+        help="a LoRA adapter folder (`train prior --init-from ... --finetune lora`) made for a prior of --model; "
+        "it is merged into that prior, which then also takes the new artists and genres",
+    )
 
     cmp = _add(sub, "compose", C.compose, help="co-compose: pick among candidate continuations, then upsample")
     _sampling_args(cmp)

@@ -129,7 +129,7 @@ class TrainingRun:
             raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
         self.out, self.tc, self.dist = out, tc, dist
         self.model = model.to(dist.device).train()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=tc.lr)
         self.start = 0
         self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
         self._interval_start = time.perf_counter()
