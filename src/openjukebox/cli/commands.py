@@ -14,7 +14,17 @@ from pathlib import Path
 
 from ..errors import UserError
 
-TRAIN_OPTIONS = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every", "label_dropout")
+TRAIN_OPTIONS = (
+    "steps",
+    "batch_size",
+    "sample_length",
+    "lr",
+    "seed",
+    "save_every",
+    "eval_every",
+    "label_dropout",
+    "strategy",
+)
 
 
 def is_main_process() -> bool:
@@ -25,7 +35,8 @@ def is_main_process() -> bool:
 def _given(args: argparse.Namespace) -> dict:
     """The training options given on the command line (not their defaults)."""
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k, None) is not None}
-    return {**given, "bf16": True} if args.bf16 else given
+    flags = {k: True for k in ("bf16", "activation_checkpointing") if getattr(args, k, False)}
+    return {**given, **flags}
 
 
 def _out_folder(path: str) -> Path:

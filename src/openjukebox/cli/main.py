@@ -62,6 +62,17 @@ def _large_model_args(p: argparse.ArgumentParser) -> None:
         help="with --init-from: embedding rows of artists and genres new to the model start as the mean of the "
         "known rows (default), or as 'unknown'",
     )
+    p.add_argument(
+        "--strategy",
+        choices=["ddp", "fsdp"],
+        help="under torchrun: ddp (every rank holds the whole model; default) or fsdp (fully_shard per residual "
+        "block, sharded checkpoints that resume on any number of ranks); may change on --resume",
+    )
+    p.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute each transformer block in the backward pass: the same training, far less memory",
+    )
     p.add_argument("--lora-rank", type=A.positive_int, default=8, help="rank of the LoRA adapters (default 8)")
     p.add_argument(
         "--lora-alpha", type=A.positive_float, default=16.0, help="LoRA scale alpha (update x alpha/rank; default 16)"

@@ -56,6 +56,16 @@ class PriorLoss(nn.Module):
     def forward(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> torch.Tensor:
         return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
 
+    def metrics(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Validation losses of a batch (bits per token): ``gen``, ``lyrics`` if any, and ``zeroed``,
+        the upsampler's loss with its conditioning zeroed. Under FSDP a forward method of its own."""
+        prior = self.prior
+        cond = prior.condition(y, above, batch=codes.shape[0])
+        losses = prior.losses(codes, cond)
+        if prior.conditioner is not None:  # does the upsampler use its conditioning?
+            losses["zeroed"] = prior.loss(codes, Conditioning(cond.start, torch.zeros_like(cond.x_cond)))
+        return losses
+
 
 def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) -> torch.Tensor:
     """Label rows with each row's artist (and, independently, its genres) set to unknown with
@@ -108,6 +118,7 @@ def _build_tokenizer(tracks) -> Tokenizer:
 
 class PriorRun(TrainingRun):
     name = "prior"
+    forward_methods = ("metrics",)
     throughput = "tokens_per_s"
 
     def __init__(
@@ -234,13 +245,11 @@ class PriorRun(TrainingRun):
         total = zeroed = lyric_bits = 0.0
         for i in range(0, codes.shape[0], bs):
             sl = slice(i, i + bs)
-            cond = prior.condition(y[sl], None if above is None else above[sl], batch=codes[sl].shape[0])
             n = codes[sl].shape[0]
-            losses = prior.losses(codes[sl], cond)
+            losses = self.model.metrics(codes[sl], y[sl], None if above is None else above[sl])
             total += losses["gen"].item() * n
             lyric_bits += losses["lyrics"].item() * n if "lyrics" in losses else 0.0
-            if prior.conditioner is not None:  # does the upsampler use its conditioning?
-                zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
+            zeroed += losses["zeroed"].item() * n if "zeroed" in losses else 0.0
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
@@ -268,7 +277,7 @@ class PriorRun(TrainingRun):
         sung = (y[:, -lc.n_tokens :] != 0).any(1)  # windows with lyrics
         if not sung.any():
             return self.cfg
-        prior, device = self.model.prior, self.dist.device
+        prior, device = self.exported.prior, next(self.exported.parameters()).device
         was_training = prior.training
         prior.eval()
         codes, y = codes[sung][:16].to(device), y[sung][:16].to(device)
@@ -289,11 +298,11 @@ class PriorRun(TrainingRun):
         )
         vocab = FT.vocab_dict(self.vocab, self.tokenizer)
         if self.finetune and self.finetune["mode"] == "lora":
-            FT.export_adapter(self.out, self.model.prior, self.finetune, self._with_alignment_head(), vocab, **extra)
+            FT.export_adapter(self.out, self.exported.prior, self.finetune, self._with_alignment_head(), vocab, **extra)
             return
         if self.finetune:
             extra["finetuned_from"] = {k: self.finetune[k] for k in ("init_from", "base_id", "mode", "init")}
-        save_model(self.out, self.model.prior, "prior", self._with_alignment_head().to_dict(), vocab=vocab, **extra)
+        save_model(self.out, self.exported.prior, "prior", self._with_alignment_head().to_dict(), vocab=vocab, **extra)
 
 
 def train_prior(
