@@ -1,0 +1,130 @@
+"""Teach the shipped model a composer it never heard, with a LoRA adapter, and check that it took.
+
+    pip install -e '.[eval]' peft
+    openjukebox data scores --out WORK/scores --composers bach beethoven mozart haydn handel \\
+        --per-composer 4 --sets piano strings organ guitar --max-seconds 30
+    python benchmarks/finetune_new_artist.py --scores WORK/scores --new handel --out WORK/ft
+
+The shipped model knows Bach, Beethoven, Haydn and Mozart on piano, strings, organ and guitar
+(the same renderings as here). Steps, each timed (wall clock, the threads torch uses):
+1. ``train prior --init-from default --finetune lora`` on the new composer's pieces alone (their
+   held-out split kept apart): the new name is appended to the vocabulary;
+2. the adapter's size on disk;
+3. top-level clips sampled with ``--adapter`` for every composer, old and new, on each instrument
+   set, and the same for the old composers without the adapter (do the old names still work?);
+4. eval_model.py's classifier (logistic regression on log-mel statistics), trained on real clips
+   of all five composers as the VQ-VAE's top level renders them (the new composer's training
+   split only), labels each generated clip: the accuracy per requested composer, vs chance 1/5.
+Prints the report and writes it to OUT/report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_model import SR, _fit, _mel_features, _through_codec  # noqa: E402
+
+from openjukebox.api import sample  # noqa: E402
+from openjukebox.audio.io import load_audio  # noqa: E402
+from openjukebox.checkpoint import load_vqvae  # noqa: E402
+from openjukebox.models import default_model  # noqa: E402
+from openjukebox.prior.vocab import normalise  # noqa: E402
+from openjukebox.training.finetune import FinetuneSpec, train_config  # noqa: E402
+from openjukebox.training.prior import train_prior  # noqa: E402
+
+SETS = ("piano", "strings", "organ", "guitar")
+
+
+def _clips(paths: list[Path], step: int) -> list[np.ndarray]:
+    out = []
+    for p in paths:
+        audio = load_audio(p, SR)
+        out += [audio[i : i + step] for i in range(0, max(1, len(audio) - step), step)]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scores", type=Path, required=True, help="folder written by `openjukebox data scores`")
+    ap.add_argument("--new", default="handel", help="the composer (manifest prefix) the shipped model never heard")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--clips", type=int, default=2, help="clips per (composer, instrument set) request")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    args = ap.parse_args()
+    entries = [json.loads(line) for line in (args.scores / "manifest.jsonl").read_text().splitlines()]
+    new_name = next(e["artist"] for e in entries if e["path"].startswith(args.new))
+    args.out.mkdir(parents=True, exist_ok=True)
+    new = [{**e, "path": str((args.scores / e["path"]).resolve())} for e in entries if e["artist"] == new_name]
+    (args.out / "new.jsonl").write_text("".join(json.dumps(e) + "\n" for e in new))
+    run = args.out / "adapter"
+    report: dict = {"new_artist": new_name, "tracks": len(new), "threads": torch.get_num_threads()}
+
+    spec = FinetuneSpec("default", "lora")
+    tc = train_config(spec, None)
+    tc = type(tc)(**{**tc.__dict__, "steps": args.steps, "eval_every": args.steps, "save_every": args.steps})
+    if not (run / "adapter.json").exists():
+        start = time.time()
+        final = train_prior(args.out / "new.jsonl", run, None, default_model() / "vqvae", None, tc, finetune=spec)
+        report["finetune_s"] = round(time.time() - start, 1)
+        report["validation_bits_per_token"] = round(final["bits_per_token"], 3)
+    report["adapter_bytes"] = sum(f.stat().st_size for f in run.iterdir() if f.name.startswith("adapter"))
+
+    entries = [json.loads(line) for line in (args.scores / "manifest.jsonl").read_text().splitlines()]  # all now
+    vq = load_vqvae(default_model() / "vqvae")
+    top = vq.config.levels - 1
+    step = int(args.seconds * SR)
+    held = {str(Path(p).resolve()) for p in json.loads((run / "split.json").read_text())["validation"]}
+    train_x, train_y = [], []
+    for e in entries:
+        path = (args.scores / e["path"]).resolve()
+        if str(path) in held:
+            continue
+        for clip in _clips([path], step):
+            train_x.append(_mel_features(_through_codec(vq, clip, top)))
+            train_y.append(normalise(e["artist"]))
+    clf = _fit(train_x, train_y)
+    report["classes"] = sorted(set(train_y))
+    report["chance"] = round(1 / len(report["classes"]), 3)
+    held_x = [_mel_features(_through_codec(vq, c, top)) for c in _clips([Path(p) for p in held], step)]
+    report["new_artist_real_held_out"] = round(float(np.mean(clf.predict(np.array(held_x)) == normalise(new_name))), 3)
+
+    composers = sorted({e["artist"] for e in entries})
+    results: dict = {}
+    start = time.time()
+    for adapter in (run, None):
+        for k, artist in enumerate(composers):
+            if adapter is None and artist == new_name:
+                continue
+            feats = []
+            for j, genre in enumerate(SETS):
+                with tempfile.TemporaryDirectory() as tmp:
+                    meta = sample(
+                        default_model(), tmp, args.seconds, artist, genre, n_samples=args.clips, lowest=top,
+                        seed=1000 + 10 * k + j, adapter=adapter,
+                    )
+                    feats += [_mel_features(load_audio(f, SR)) for f in meta["files"][top]]
+            pred = clf.predict(np.array(feats))
+            key = "with_adapter" if adapter else "without_adapter"
+            results.setdefault(key, {})[normalise(artist)] = {
+                "recognised": round(float(np.mean(pred == normalise(artist))), 3),
+                "predicted": dict(zip(*np.unique(pred, return_counts=True), strict=True)),
+            }
+    report["sampling_s"] = round(time.time() - start, 1)
+    report["generated"] = json.loads(json.dumps(results, default=int))
+    text = json.dumps(report, indent=2)
+    (args.out / "report.json").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
