@@ -7,8 +7,10 @@
 
 The shipped model knows Bach, Beethoven, Haydn and Mozart on piano, strings, organ and guitar
 (the same renderings as here). Steps, each timed (wall clock, the threads torch uses):
-1. ``train prior --init-from default --finetune lora`` on the new composer's pieces alone (their
-   held-out split kept apart): the new name is appended to the vocabulary;
+1. ``train prior --init-from default --finetune lora`` on the new composer's pieces (their
+   held-out split kept apart), with ``--replay N`` tracks of each known composer beside them so
+   that "unknown" (what guidance contrasts with) and the old names stay as they were: the new name
+   is appended to the vocabulary;
 2. the adapter's size on disk;
 3. top-level clips sampled with ``--adapter`` for every composer, old and new, on each instrument
    set, and the same for the old composers without the adapter (do the old names still work?);
@@ -60,14 +62,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--clips", type=int, default=2, help="clips per (composer, instrument set) request")
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument(
+        "--replay", type=int, default=0, help="also fine-tune on this many tracks of each known composer (rehearsal)"
+    )
     args = ap.parse_args()
     entries = [json.loads(line) for line in (args.scores / "manifest.jsonl").read_text().splitlines()]
     new_name = next(e["artist"] for e in entries if e["path"].startswith(args.new))
     args.out.mkdir(parents=True, exist_ok=True)
     new = [{**e, "path": str((args.scores / e["path"]).resolve())} for e in entries if e["artist"] == new_name]
+    for artist in sorted({e["artist"] for e in entries} - {new_name}):
+        known = [e for e in entries if e["artist"] == artist][: args.replay]
+        new += [{**e, "path": str((args.scores / e["path"]).resolve())} for e in known]
     (args.out / "new.jsonl").write_text("".join(json.dumps(e) + "\n" for e in new))
     run = args.out / "adapter"
-    report: dict = {"new_artist": new_name, "tracks": len(new), "threads": torch.get_num_threads()}
+    report: dict = {"new_artist": new_name, "tracks": len(new), "replay_per_composer": args.replay}
+    report["threads"] = torch.get_num_threads()
 
     spec = FinetuneSpec("default", "lora")
     tc = train_config(spec, None)
@@ -83,7 +92,8 @@ def main() -> None:
     vq = load_vqvae(default_model() / "vqvae")
     top = vq.config.levels - 1
     step = int(args.seconds * SR)
-    held = {str(Path(p).resolve()) for p in json.loads((run / "split.json").read_text())["validation"]}
+    split = json.loads((run / "split.json").read_text())["validation"]
+    held = {str(Path(p).resolve()) for p in split if Path(p).name.startswith(args.new)}  # the new composer's
     train_x, train_y = [], []
     for e in entries:
         path = (args.scores / e["path"]).resolve()
@@ -109,8 +119,15 @@ def main() -> None:
             for j, genre in enumerate(SETS):
                 with tempfile.TemporaryDirectory() as tmp:
                     meta = sample(
-                        default_model(), tmp, args.seconds, artist, genre, n_samples=args.clips, lowest=top,
-                        seed=1000 + 10 * k + j, adapter=adapter,
+                        default_model(),
+                        tmp,
+                        args.seconds,
+                        artist,
+                        genre,
+                        n_samples=args.clips,
+                        lowest=top,
+                        seed=1000 + 10 * k + j,
+                        adapter=adapter,
                     )
                     feats += [_mel_features(load_audio(f, SR)) for f in meta["files"][top]]
             pred = clf.predict(np.array(feats))

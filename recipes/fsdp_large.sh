@@ -28,6 +28,6 @@ python - "$WORK/run" <<'PY'
 import sys
 from openjukebox.training.metrics import read_csv
 rows = read_csv(f"{sys.argv[1]}/train.csv")
-print(f"steps {rows[0]['step']}..{rows[-1]['step']}: loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}, "
+print(f"steps {rows[0]['step']:.0f}..{rows[-1]['step']:.0f}: loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}, "
       f"{rows[-1]['tokens_per_s']:.0f} tokens/s")
 PY
