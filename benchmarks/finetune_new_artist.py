@@ -14,7 +14,10 @@ The shipped model knows Bach, Beethoven, Haydn and Mozart on piano, strings, org
 2. the adapter's size on disk;
 3. top-level clips sampled with ``--adapter`` for every composer, old and new, on each instrument
    set, and the same for the old composers without the adapter (do the old names still work?);
-4. eval_model.py's classifier (logistic regression on log-mel statistics), trained on real clips
+4. (``--losses``: instead of 3 and 4) the held-out bits per token of the new composer's held-out
+   track and of one track per known composer under every artist label, with and without the
+   adapter: which label fits the audio best?
+5. eval_model.py's classifier (logistic regression on log-mel statistics), trained on real clips
    of all five composers as the VQ-VAE's top level renders them (the new composer's training
    split only), labels each generated clip: the accuracy per requested composer, vs chance 1/5.
 Prints the report and writes it to OUT/report.json.
@@ -54,6 +57,37 @@ def _clips(paths: list[Path], step: int) -> list[np.ndarray]:
     return out
 
 
+@torch.no_grad()
+def label_losses(run: Path, scores: Path, entries: list[dict], new: str) -> dict:
+    """Bits per token of 4 half-overlapping windows of held-out or example tracks under every artist
+    label (their own genre), with the adapter merged and without: {model: {track: {artist: bits}}}."""
+    from openjukebox.api import encode
+    from openjukebox.sampling.bundle import Bundle
+
+    held = [p for p in json.loads((run / "split.json").read_text())["validation"] if Path(p).name.startswith(new)]
+    first = {}
+    for e in entries:
+        first.setdefault(e["artist"], str((scores / e["path"]).resolve()))
+    tracks = held + [p for p in first.values() if not Path(p).name.startswith(new)]
+    out: dict = {}
+    for name, adapter in (("with_adapter", run), ("without_adapter", None)):
+        bundle = Bundle(default_model(), adapter)
+        prior, vocab = bundle.load_prior(2).float(), bundle.vocabs[2]
+        n, hop = prior.cfg.n_ctx, prior.cfg.hop_length
+        for path in tracks:
+            codes = encode(path, default_model() / "vqvae", levels=[2]).codes[2][0].long()
+            wins = torch.stack([codes[i : i + n] for i in range(0, len(codes) - n, n // 2)][:4])
+            genre = vocab.genre_ids(Path(path).stem.rsplit("_", 1)[1], 1)[0]
+            row = lambda a, i: [len(codes) * hop, i * hop * (n // 2), n * hop, a, genre]  # noqa: E731
+            pad = [0] * (prior.cfg.lyrics.n_tokens if prior.cfg.lyrics else 0)
+            losses = {}
+            for artist in vocab.artists.names:
+                y = torch.tensor([row(vocab.artist_id(artist), i) + pad for i in range(len(wins))])
+                losses[artist] = round(prior.loss(wins, prior.condition(y)).item(), 3)
+            out.setdefault(name, {})[Path(path).name] = losses
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", type=Path, required=True, help="folder written by `openjukebox data scores`")
@@ -62,6 +96,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--clips", type=int, default=2, help="clips per (composer, instrument set) request")
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--losses", action="store_true", help="only the label losses (step 4), no sampling")
+    ap.add_argument("--guidance", type=float, help="sampling guidance (default: the model's, 3)")
     ap.add_argument(
         "--replay", type=int, default=0, help="also fine-tune on this many tracks of each known composer (rehearsal)"
     )
@@ -89,6 +125,11 @@ def main() -> None:
     report["adapter_bytes"] = sum(f.stat().st_size for f in run.iterdir() if f.name.startswith("adapter"))
 
     entries = [json.loads(line) for line in (args.scores / "manifest.jsonl").read_text().splitlines()]  # all now
+    if args.losses:
+        report["label_losses"] = label_losses(run, args.scores, entries, args.new)
+        print(json.dumps(report, indent=1))
+        (args.out / "report_losses.json").write_text(json.dumps(report, indent=1))
+        return
     vq = load_vqvae(default_model() / "vqvae")
     top = vq.config.levels - 1
     step = int(args.seconds * SR)
@@ -137,9 +178,11 @@ def main() -> None:
                 "predicted": dict(zip(*np.unique(pred, return_counts=True), strict=True)),
             }
     report["sampling_s"] = round(time.time() - start, 1)
+    report["guidance"] = args.guidance
     report["generated"] = json.loads(json.dumps(results, default=int))
     text = json.dumps(report, indent=2)
-    (args.out / "report.json").write_text(text)
+    name = "report.json" if args.guidance is None else f"report_guidance_{args.guidance:g}.json"
+    (args.out / name).write_text(text)
     print(text)
 
 
