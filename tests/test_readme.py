@@ -144,6 +144,8 @@ def workspace(tmp_path_factory):
     shutil.copy(ws / "song.mp3", ws / "my_song.mp3")
     entries = [{"path": f"home/music/piece_{i}.wav", "artist": a, "genre": g} for i, (a, g) in enumerate(NAMES)]
     (ws / "songs.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    mine = [{"path": f"home/music/piece_{i}.wav", "artist": "Ada Lovelace", "genre": "harp"} for i in range(3)]
+    (ws / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in mine))  # a name the shipped model lacks
     sung = [{**e, "lyrics": "Nun danket alle Gott mit Herzen, Mund und Haenden"} for e in entries]
     (ws / "sung.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sung))
     (ws / "words.lrc").write_text(LYRICS)
@@ -172,6 +174,17 @@ def test_readme_block_runs(index, workspace, monkeypatch):
     monkeypatch.setenv("HOME", str(workspace / "home"))
     monkeypatch.setenv("OPENJUKEBOX_CACHE", str(workspace / "cache"))  # its own: other tests count cache entries
     run_block(lang, code, workspace)
+
+
+def test_the_plan_table_is_what_the_command_prints(capsys):
+    """The ```text block after the README's ``--plan`` command is that command's output today."""
+    found = re.search(
+        r"```bash\n(openjukebox train prior [^\n]*--plan[^\n]*)\n```\s*```text\n(.*?)```", README.read_text(), re.S
+    )
+    assert found, "the README shows a --plan command followed by its output"
+    capsys.readouterr()
+    assert main(shlex.split(found[1])[1:]) == 0
+    assert capsys.readouterr().out == found[2]
 
 
 @pytest.mark.slow

@@ -165,6 +165,7 @@ def sample(
     fast: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
     on_level: Callable[[int, list[str]], None] | None = None,
+    adapter: str | os.PathLike | None = None,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -186,6 +187,9 @@ def sample(
     priors of width 512 and more, slower for small ones). ``fast=False`` takes the reference
     per-token path instead of the fast decode step (the same codes up to float rounding; slower).
 
+    ``adapter``: a LoRA adapter folder made by fine-tuning one of the bundle's priors; it is merged
+    into that prior, and its artists and genres (old and new) are the ones that level takes.
+
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
     and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
@@ -201,7 +205,7 @@ def sample(
     from .sampling.song import check_duration, sample_song, song_lengths
 
     device = torch.device(device) if device else default_device()
-    bundle = Bundle(model_dir)
+    bundle = Bundle(model_dir, adapter)
     bundle.check()  # every model, before any work: a damaged file is found now, not after a level
     bundle.check_level(lowest)
     check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
@@ -313,6 +317,7 @@ def sample(
     meta = {
         "openjukebox": __version__,
         "model": str(Path(model_dir).resolve()),
+        "adapter": str(Path(adapter).resolve()) if adapter else None,
         "mode": mode,
         "prompt": str(prompt_audio or codes_file or ""),
         "artist": artist,

@@ -171,6 +171,15 @@ def model_id(model_dir: str | os.PathLike) -> str:
     return file_sha256(Path(model_dir) / WEIGHTS_NAME)[:16]
 
 
+def quick_id(model_dir: str | os.PathLike) -> str:
+    """A cheap identity of a (possibly multi-GB) model folder: its config and its weights' size."""
+    import hashlib
+
+    weights = Path(model_dir) / WEIGHTS_NAME
+    digest = hashlib.sha256((Path(model_dir) / CONFIG_NAME).read_bytes() + str(weights.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
 def save_train_state(path: str | os.PathLike, state: dict) -> None:
     """Atomically write training state (tensors, numbers, strings, lists and dicts only)."""
     with atomic_path(path) as tmp:

@@ -134,3 +134,16 @@ def immutable(tmp: Path, env: dict) -> None:
     (tmp / "out").mkdir()
     if subprocess.run(["chattr", "+i", str(tmp / "out")], capture_output=True).returncode:
         pytest.skip("chattr +i is not allowed here")
+
+
+def adapter_for_another_prior(tmp: Path, env: dict) -> None:
+    """An adapter folder whose adapter.json names a base prior no bundle has."""
+    from openjukebox.prior.config import get_preset
+
+    ad = tmp / "ad"
+    ad.mkdir()
+    doc = {"format_version": 1, "kind": "adapter", "level": 2, "base": {"id": "0" * 16, "path": "elsewhere"}}
+    doc |= {"config": get_preset("tiny_top").to_dict(), "vocab": {"artists": ["unknown"], "genres": ["unknown"]}}
+    (ad / "adapter.json").write_text(json.dumps(doc))
+    (ad / "adapter_config.json").write_text("{}")
+    (ad / "adapter_model.safetensors").write_bytes(b"")

@@ -24,6 +24,7 @@ from openjukebox.cli.main import main
 from ..conftest import FIXTURES
 from .faults import (
     Row,
+    adapter_for_another_prior,
     codes_file,
     copy_bundle,
     edit_config,
@@ -291,6 +292,33 @@ ROWS = [
         "--label-dropout",
     ),
     Row("train-prior-without-level", "train prior --vqvae {vq} --data {data} --out {tmp}/out", "--level"),
+    Row("plan-world-size-0", "train prior --preset prior_5b --plan --world-size 0", "--world-size"),
+    Row("plan-unknown-preset", "train prior --preset giant --plan --world-size 8", "giant"),
+    Row("train-prior-without-vqvae", "train prior --level 2 --data {data} --out {tmp}/out", "--vqvae"),
+    Row("finetune-unknown-mode", "train prior --init-from default --finetune half --data {data}", "--finetune"),
+    Row("finetune-lora-rank-0", "train prior --init-from default --lora-rank 0 --data {data}", "--lora-rank"),
+    Row(
+        "finetune-and-preset",
+        "train prior --init-from default --preset tiny_top --data {data} --out {tmp}/out",
+        "--init-from",
+    ),
+    Row(
+        "finetune-from-nothing",
+        "train prior --init-from {tmp}/nothing --vqvae {vq} --data {data} --out {tmp}/out",
+        "--init-from",
+    ),
+    Row(
+        "finetune-another-vqvae",
+        "train prior --init-from default --vqvae {vq} --data {data} --out {tmp}/out",
+        "another VQ-VAE than --vqvae",
+    ),
+    Row(
+        "finetune-wrong-level",
+        "train prior --init-from {bundle}/prior_level_2 --level 1 --vqvae {bundle}/vqvae --data {data} --out {tmp}/out",
+        "--level 2",
+    ),
+    Row("adapter-missing", S + " --adapter {tmp}/nothing", "nothing"),
+    Row("adapter-for-another-model", S + " --adapter {tmp}/ad", "--adapter", adapter_for_another_prior),
     # ---- new: import, info, compose, data
     Row("import-nothing", "import-openai --out {tmp}/out", "CHECKPOINT"),
     Row(

@@ -57,6 +57,7 @@ non_negative_int = number(int, 0)
 probability = number(float, 0, 1)
 seed = number(int, 0, 2**63 - 1)
 port = number(int, 1, 65535)
+world_size = number(int, 1, unit=" of ranks")
 
 
 def layer_head(text: str) -> tuple[int, int]:

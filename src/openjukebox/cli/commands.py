@@ -14,7 +14,17 @@ from pathlib import Path
 
 from ..errors import UserError
 
-TRAIN_OPTIONS = ("steps", "batch_size", "sample_length", "lr", "seed", "save_every", "eval_every", "label_dropout")
+TRAIN_OPTIONS = (
+    "steps",
+    "batch_size",
+    "sample_length",
+    "lr",
+    "seed",
+    "save_every",
+    "eval_every",
+    "label_dropout",
+    "strategy",
+)
 
 
 def is_main_process() -> bool:
@@ -25,7 +35,8 @@ def is_main_process() -> bool:
 def _given(args: argparse.Namespace) -> dict:
     """The training options given on the command line (not their defaults)."""
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k, None) is not None}
-    return {**given, "bf16": True} if args.bf16 else given
+    flags = {k: True for k in ("bf16", "activation_checkpointing") if getattr(args, k, False)}
+    return {**given, **flags}
 
 
 def _out_folder(path: str) -> Path:
@@ -75,14 +86,24 @@ def train_vqvae(args: argparse.Namespace) -> int:
 def train_prior(args: argparse.Namespace) -> int:
     """``train prior``."""
     from ..prior.config import get_preset
+    from ..training import finetune as FT
     from ..training.prior import TRAIN_PRESETS, TrainConfig, train_prior
 
+    if args.plan:
+        return _plan(args)
+    spec = _finetune_spec(args)
+    for option in ("data", "out", "vqvae"):
+        if getattr(args, option) is None:
+            raise UserError(f"train prior needs --{option} (only --plan goes without it)")
     out = _out_folder(args.out)
-    if not args.resume and args.level is None:
+    if not args.resume and args.level is None and spec is None:
         raise UserError("say which VQ-VAE level the prior models (--level; the top level for a prior)")
-    preset = args.preset or ("tiny_top" if not args.resume else None)
+    preset = args.preset or ("tiny_top" if not (args.resume or spec) else None)
     cfg = get_preset(preset) if preset else None
-    tc = dataclasses.replace(TRAIN_PRESETS.get(preset, TrainConfig()), **_given(args))
+    if spec is not None and cfg is not None:
+        raise UserError("give either --preset (a new prior) or --init-from (a prior to fine-tune), not both")
+    base = FT.train_config(spec, args.level) if spec is not None else TRAIN_PRESETS.get(preset, TrainConfig())
+    tc = dataclasses.replace(base, **_given(args))
     metrics = train_prior(
         args.data,
         out,
@@ -94,6 +115,7 @@ def train_prior(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         cache=args.cache,
         changes=_given(args),
+        finetune=spec,
     )
     if is_main_process():
         if metrics:
@@ -101,7 +123,35 @@ def train_prior(args: argparse.Namespace) -> int:
                 f"validation: {metrics['bits_per_token']:.3f} bits per token "
                 f"(unigram entropy of the codes: {metrics['unigram_bits']:.3f})"
             )
-        print(f"model written to {args.out}")
+        what = "adapter" if spec is not None and spec.mode == "lora" else "model"
+        print(f"{what} written to {args.out}")
+    return 0
+
+
+def _finetune_spec(args: argparse.Namespace):
+    """The fine-tune asked for with --init-from (None without it); its bundle's VQ-VAE is the default --vqvae."""
+    from ..training import finetune as FT
+
+    if args.init_from is None:
+        return None
+    if args.resume:
+        raise UserError("resuming continues the run as it started; leave out --init-from")
+    if args.vqvae is None:
+        args.vqvae = FT.default_vqvae(args.init_from)
+    return FT.FinetuneSpec(args.init_from, args.finetune, args.new_labels, args.lora_rank, args.lora_alpha)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """``train prior --plan``: the memory plan of --preset on --world-size ranks; nothing is trained."""
+    from ..prior.config import get_preset
+    from ..training.plan import memory_plan
+    from ..training.prior import TRAIN_PRESETS, TrainConfig
+
+    if args.resume:
+        raise UserError("--plan plans a new run from --preset; leave out --resume")
+    preset = args.preset or "tiny_top"
+    batch = args.batch_size or TRAIN_PRESETS.get(preset, TrainConfig()).batch_size
+    print(memory_plan(preset, get_preset(preset), args.world_size, batch).table())
     return 0
 
 
@@ -175,6 +225,7 @@ def sample(args: argparse.Namespace) -> int:
         codes_file=args.codes,
         lyrics_file=args.lyrics,
         alignment_head=args.alignment_head,
+        adapter=args.adapter,
         **_shared_sampling(args),
     )
     _report_sampled(meta, args.out)

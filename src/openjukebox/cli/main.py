@@ -19,10 +19,10 @@ from . import commands as C
 from .guard import OutputGuard, describe, one_line_warnings
 
 
-def _training_args(p: argparse.ArgumentParser, presets: str) -> None:
-    p.add_argument("--data", required=True, help="folder of audio files, or a JSONL manifest")
+def _training_args(p: argparse.ArgumentParser, presets: str, required: bool = True) -> None:
+    p.add_argument("--data", required=required, help="folder of audio files, or a JSONL manifest")
     p.add_argument("--preset", help=f"model preset (default {presets}; see `openjukebox presets`); not with --resume")
-    p.add_argument("--out", required=True, help="run folder: checkpoints, logs and the trained model")
+    p.add_argument("--out", required=required, help="run folder: checkpoints, logs and the trained model")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -38,6 +38,53 @@ def _training_args(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument(
         "--cache", help="cache of decoded audio and codes (default: $OPENJUKEBOX_CACHE or ~/.cache/openjukebox)"
+    )
+
+
+def _large_model_args(p: argparse.ArgumentParser) -> None:
+    """``train prior``'s options for fine-tuning and for priors that outgrow one device."""
+    p.add_argument(
+        "--init-from",
+        help="fine-tune this prior instead of a new one: a prior model folder, a bundle (its --level prior, "
+        "else its top; its vqvae/ is the default --vqvae), or 'default', the shipped model; not with --preset",
+    )
+    p.add_argument(
+        "--finetune",
+        choices=["full", "frozen", "lora"],
+        default="lora",
+        help="with --init-from: train every weight (full), all but the transformer blocks (frozen), or LoRA "
+        "adapters and the label embeddings (lora: a small adapter folder for `sample --adapter`; default)",
+    )
+    p.add_argument(
+        "--new-labels",
+        choices=["mean", "unknown"],
+        default="mean",
+        help="with --init-from: embedding rows of artists and genres new to the model start as the mean of the "
+        "known rows (default), or as 'unknown'",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=["ddp", "fsdp"],
+        help="under torchrun: ddp (every rank holds the whole model; default) or fsdp (fully_shard per residual "
+        "block, sharded checkpoints that resume on any number of ranks); may change on --resume",
+    )
+    p.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute each transformer block in the backward pass: the same training, far less memory",
+    )
+    p.add_argument("--lora-rank", type=A.positive_int, default=8, help="rank of the LoRA adapters (default 8)")
+    p.add_argument(
+        "--lora-alpha", type=A.positive_float, default=16.0, help="LoRA scale alpha (update x alpha/rank; default 16)"
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the memory per rank of training --preset (DDP and FSDP, with and without activation "
+        "checkpointing) for --world-size ranks, worked out on the meta device, and stop",
+    )
+    p.add_argument(
+        "--world-size", type=A.world_size, default=1, help="with --plan: the number of ranks (GPUs) to plan for"
     )
 
 
@@ -93,14 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     _training_args(tv, presets="small")
     tv.add_argument("--sample-length", type=A.positive_int, help="training crop length in samples")
     tp = _add(tsub, "prior", C.train_prior, help="train a top-level prior or an upsampler on a VQ-VAE's codes")
-    _training_args(tp, presets="tiny_top")
+    _training_args(tp, presets="tiny_top", required=False)  # --plan needs neither data nor a run folder
     tp.add_argument("--level", type=A.non_negative_int, help="VQ-VAE level: the top for a prior, lower for upsamplers")
-    tp.add_argument("--vqvae", required=True, help="the trained VQ-VAE model folder whose codes to model")
+    tp.add_argument("--vqvae", help="the trained VQ-VAE model folder whose codes to model")
     tp.add_argument(
         "--label-dropout",
         type=A.number(float, 0, 1),
         help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
     )
+    _large_model_args(tp)
 
     enc = _add(sub, "encode", C.encode, help="audio file -> codes file")
     enc.add_argument("audio", help="audio file: WAV, FLAC, Ogg Vorbis, Opus or MP3")
@@ -153,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
     )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
+    smp.add_argument(
+        "--adapter",
+        help="a LoRA adapter folder (`train prior --init-from ... --finetune lora`) made for a prior of --model; "
+        "it is merged into that prior, which then also takes the new artists and genres",
+    )
 
     cmp = _add(sub, "compose", C.compose, help="co-compose: pick among candidate continuations, then upsample")
     _sampling_args(cmp)

@@ -61,6 +61,13 @@ class LabelVocab:
             Vocab.build("genre", [e.get("genre") for e in entries]),
         )
 
+    def extend(self, entries: list[dict]) -> LabelVocab:
+        """This vocabulary with the names of ``entries`` it lacks appended (sorted among themselves):
+        every known name keeps its id, so a model fine-tuned with it still takes every old name."""
+        new = LabelVocab.from_metadata(entries)
+        grow = lambda old, found: Vocab(old.kind, (*old.names, *[n for n in found.names if n not in old.names]))  # noqa: E731
+        return LabelVocab(grow(self.artists, new.artists), grow(self.genres, new.genres))
+
     def to_dict(self) -> dict:
         return {"artists": list(self.artists.names), "genres": list(self.genres.names)}
 
@@ -157,6 +164,24 @@ class OfficialVocab:
         if len(ids) > slots:
             raise ValueError(f"genre {genre!r} has {len(ids)} words; this model takes at most {slots}")
         return ids + [-1] * (slots - len(ids))
+
+    def extend(self, entries: list[dict], artist_bins: int, genre_bins: int) -> OfficialVocab:
+        """The ids with the artists and genre words of ``entries`` it lacks added after the model's
+        ``artist_bins`` and ``genre_bins`` rows; the original ids stay as they are."""
+        artists, genres = dict(self.artists), dict(self.genres)
+        for e in entries:
+            if e.get("artist") and self.artist_key(e["artist"]) not in artists:
+                artists[self.artist_key(e["artist"])] = max(artist_bins - 1, *artists.values()) + 1
+            for name in e.get("genre") if isinstance(e.get("genre"), (list, tuple)) else [e.get("genre")]:
+                for key in self.genre_keys(name) if name else []:
+                    if key not in genres:
+                        genres[key] = max(genre_bins - 1, *genres.values()) + 1
+        return OfficialVocab(self.version, artists, genres)
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """The embedding rows the ids need: (artists, genres)."""
+        return max(self.artists.values(), default=0) + 1, max(self.genres.values(), default=0) + 1
 
     def to_dict(self) -> dict:
         return {"official": self.version, "artists": self.artists, "genres": self.genres}

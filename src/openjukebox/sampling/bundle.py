@@ -9,7 +9,6 @@ Configs and vocabularies are read up front (cheap); weights load one level at a 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import warnings
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import check_weights, load_prior, load_vqvae, model_id, parse_config, read_model_config
+from ..checkpoint import check_weights, load_prior, load_vqvae, model_id, parse_config, quick_id, read_model_config
 from ..codec.config import VQVAEConfig
 from ..codec.vqvae import VQVAE
 from ..errors import UserError
@@ -34,7 +33,7 @@ DEFAULT_GUIDANCE = 3.0  # for priors trained with label dropout; see benchmarks/
 class Bundle:
     """A bundle's configs, vocabularies and tokenizers (read at once) and its models (loaded on demand)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, adapter: str | os.PathLike | None = None):
         self.path = Path(path)
         self.vqvae_dir = self.path / "vqvae"
         if not self.path.is_dir():
@@ -70,8 +69,25 @@ class Bundle:
                     "by its config.json; check that the folder holds the right model, or copy it again"
                 )
         self.codec_id = model_id(self.vqvae_dir)
-        self.prior_ids = {lv: _quick_id(d) for lv, d in self.prior_dirs.items()}
+        self.prior_ids = {lv: quick_id(d) for lv, d in self.prior_dirs.items()}
         self._made_for = {lv: (doc.get("vqvae") or {}).get("id") for lv, doc in docs.items()}
+        self.base_configs = dict(self.configs)  # what the weights files hold (an adapter changes configs)
+        self.adapter, self.adapter_level = (Path(adapter), self._use_adapter(adapter)) if adapter else (None, None)
+
+    def _use_adapter(self, adapter: str | os.PathLike) -> int:
+        """Take a LoRA adapter's config, vocabulary and identity for its level; returns the level."""
+        from ..adapters import adapter_id, check_base, read_adapter
+
+        doc = read_adapter(adapter)
+        level = int(doc["level"])
+        if level not in self.prior_dirs:
+            raise UserError(f"--adapter {adapter} is for a level-{level} prior, which {self.path} does not have")
+        check_base(doc, adapter, self.prior_dirs[level])
+        self.configs[level] = PriorConfig.from_dict(doc["config"])
+        self.vocabs[level] = vocab_from_dict(doc["vocab"])
+        self.label_dropout[level] = float(doc.get("label_dropout") or 0.0)
+        self.prior_ids[level] = f"{self.prior_ids[level]}+{adapter_id(adapter)}"
+        return level
 
     def check(self) -> None:
         """Check every model of the bundle before any work: each weights file complete, with every
@@ -79,7 +95,7 @@ class Bundle:
         vq_doc = read_model_config(self.vqvae_dir, "vqvae")
         with torch.device("meta"):
             check_weights(self.vqvae_dir, VQVAE(parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict)))
-            for lv, cfg in self.configs.items():
+            for lv, cfg in self.base_configs.items():
                 prior = build_prior(cfg)
                 check_weights(self.prior_dirs[lv], prior)
                 if lv == self.top:
@@ -174,6 +190,7 @@ class Bundle:
         """Label rows (n, 4+G[+n_tokens]) per level for an artist and genre, from each level's vocabulary.
 
         Unknown names raise with the closest known names; the total length is filled in by the sampler.
+        With an adapter, a name only it knows (one it learnt) is "unknown" to the other levels, with a warning.
         """
         rows = {}
         for lv, cfg in self.configs.items():
@@ -182,7 +199,8 @@ class Bundle:
                 continue
             vocab = self.vocabs[lv] or LabelVocab.from_dict({"artists": ["unknown"], "genres": ["unknown"]})
             try:
-                ids = vocab.artist_id(artist), vocab.genre_ids(genre, cfg.labels.max_bow_genre_size)
+                a, g = self._known_here(lv, artist, genre)
+                ids = vocab.artist_id(a), vocab.genre_ids(g, cfg.labels.max_bow_genre_size)
             except ValueError as e:
                 listing = "openjukebox info" + ("" if self.path == DEFAULT_MODEL else f" {self.path}")
                 raise UserError(f"{e}; `{listing}` lists them all") from None
@@ -197,6 +215,37 @@ class Bundle:
             rows[lv] = torch.tensor([row] * n)
         return rows
 
+    def _known_here(self, level: int, artist: str | None, genre: str | None) -> tuple[str | None, str | None]:
+        """The artist and genre for ``level``: names that only the adapter of another level learnt
+        become None (unknown) here, with a warning saying how to teach them to this level too."""
+        if self.adapter_level is None or level == self.adapter_level:
+            return artist, genre
+        mine, theirs = self.vocabs[level], self.vocabs[self.adapter_level]
+
+        def knows(vocab, call, name) -> bool:
+            try:
+                call(vocab, name)
+                return True
+            except ValueError:
+                return False
+
+        names = []
+        slots = self.configs[self.adapter_level].labels.max_bow_genre_size
+        for kind, name, call in (
+            ("artist", artist, lambda v, x: v.artist_id(x)),
+            ("genre", genre, lambda v, x: v.genre_ids(x, slots)),
+        ):
+            if name and mine is not None and not knows(mine, call, name) and knows(theirs, call, name):
+                names.append(kind)
+                artist, genre = (None, genre) if kind == "artist" else (artist, None)
+        if names:
+            warnings.warn(
+                f"level {level} does not know the {' and '.join(names)} that --adapter learnt: its prior takes "
+                f"them as unknown (fine-tune it too with --init-from {self.path} --level {level})",
+                stacklevel=3,
+            )
+        return artist, genre
+
     def guidance(self, level: int, requested: float | None) -> float:
         """The guidance to sample ``level`` with: ``requested``, else DEFAULT_GUIDANCE for a prior
         trained with label dropout (it knows the unconditional side), else 1 (none)."""
@@ -207,14 +256,13 @@ class Bundle:
         return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
-        return load_prior(self.prior_dirs[level], device)[0]
+        """The prior of ``level``, with the adapter merged into it when it is the adapter's level."""
+        prior = load_prior(self.prior_dirs[level], "cpu" if level == self.adapter_level else device)[0]
+        if level == self.adapter_level:
+            from ..adapters import apply_adapter
+
+            prior = apply_adapter(prior, self.adapter).to(device)
+        return prior
 
     def load_vqvae(self, device: torch.device | str = "cpu") -> VQVAE:
         return load_vqvae(self.vqvae_dir, device)
-
-
-def _quick_id(model_dir: Path) -> str:
-    """A cheap identity of a (possibly multi-GB) model folder: its config and its weights' size."""
-    weights = model_dir / "model.safetensors"
-    digest = hashlib.sha256((model_dir / "config.json").read_bytes() + str(weights.stat().st_size).encode())
-    return digest.hexdigest()[:16]

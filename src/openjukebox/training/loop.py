@@ -9,6 +9,7 @@ Subclasses provide the data, the model and the loss through a few hooks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import inspect
 import sys
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ..checkpoint import CheckpointError, load_train_state, save_train_state
 from ..errors import UserError
 from . import distributed as D
+from . import sharding as S
 from .metrics import CSVLog
 from .stop import GracefulStop
 
@@ -50,6 +52,10 @@ class TrainConfig:
     # Priors: the probability that a window's artist, and independently its genres, are replaced by
     # "unknown" (artist 0, no genre). It teaches the unconditional model that guidance needs.
     label_dropout: float = 0.0
+    # Priors: "ddp" (every rank holds the whole model) or "fsdp" (fully_shard per residual block,
+    # sharded checkpoints); and recomputing each block in the backward pass to save memory.
+    strategy: str = "ddp"
+    activation_checkpointing: bool = False
 
 
 def open_run(out: Path, resume: bool) -> dict | None:
@@ -66,7 +72,8 @@ def open_run(out: Path, resume: bool) -> dict | None:
     return load_train_state(out / STATE_NAME)
 
 
-RESUMABLE = ("steps", "save_every", "eval_every", "log_every", "bf16")  # may change when a run resumes
+# may change when a run resumes (on any number of ranks)
+RESUMABLE = ("steps", "save_every", "eval_every", "log_every", "bf16", "strategy", "activation_checkpointing")
 
 
 def resume_config(
@@ -120,6 +127,7 @@ class TrainingRun:
     """The loop; subclasses set ``name`` and implement batch, loss, evaluate, export, extra_state."""
 
     name = "model"
+    forward_methods: tuple[str, ...] = ()  # methods of the model besides forward that run it (FSDP hooks them)
     throughput = "examples_per_s"  # logged per interval: global batch x items_per_example / second
     items_per_example: float = 1.0
 
@@ -128,21 +136,36 @@ class TrainingRun:
         if tc.batch_size % dist.world_size:
             raise ValueError(f"batch size {tc.batch_size} is not divisible by {dist.world_size} processes")
         self.out, self.tc, self.dist = out, tc, dist
+        self.dcp = tc.strategy == "fsdp"  # checkpoints through torch.distributed.checkpoint
+        self.sharded = self.dcp and dist.world_size > 1
+        if state and self.sharded and not state.get("dcp"):
+            raise UserError(
+                f"{out} was saved by a run without --strategy fsdp; resume it with --strategy ddp (its checkpoint "
+                "holds the whole model, not shards)"
+            )
         self.model = model.to(dist.device).train()
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        S.set_checkpointing(self.model, tc.activation_checkpointing)
+        if self.sharded:
+            self._template = copy.deepcopy(self.model).to("meta")  # rank 0 exports from a gathered copy
+            S.shard(self.model, tc.bf16, self.forward_methods)
+        self.exported = self.model  # what export() writes
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=tc.lr)
         self.start = 0
         self._interval: list[torch.Tensor] = []  # per-step metrics since the last log row
         self._interval_start = time.perf_counter()
         if state:
-            load_full_state(self.model, state["model"])
-            self.opt.load_state_dict(state["optimizer"])
+            if state.get("dcp"):
+                S.load_sharded(out / state["dcp"], self.model, self.opt)
+            else:
+                load_full_state(self.model, state["model"])
+                self.opt.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"])
             self.start = state["step"]
             if state.get("log_interval") is not None:  # the steps since the last row: the same log as unbroken
                 self._interval = list(state["log_interval"].unbind(0))
                 self._interval_start -= float(state.get("log_interval_s", 0.0))
         self.ddp = self.model
-        if dist.world_size > 1:  # buffers start equal and stay equal: never re-broadcast them per step
+        if dist.world_size > 1 and not self.sharded:  # buffers start and stay equal: never re-broadcast them
             params = inspect.signature(DistributedDataParallel.__init__).parameters
             no_sync = (
                 {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
@@ -177,12 +200,13 @@ class TrainingRun:
             group["lr"] = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
         local = self.batch(step, tc.batch_size // dist.world_size)
         batch = tuple(None if b is None else b.to(dist.device) for b in local)
-        bf16 = torch.autocast(dist.device.type, dtype=torch.bfloat16) if tc.bf16 else contextlib.nullcontext()
+        autocast = tc.bf16 and not self.sharded  # FSDP computes in bf16 by its mixed-precision policy
+        bf16 = torch.autocast(dist.device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
         with bf16:
             loss, metrics = self.loss(self.ddp, batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad)
+        grad_norm = S.plain(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.clip_grad))
         self.opt.step()
         names = sorted(metrics)
         self._interval.append(torch.stack([metrics[k].float() for k in names] + [grad_norm.float()]).cpu())
@@ -205,21 +229,37 @@ class TrainingRun:
         return row
 
     def validate(self, done: int) -> dict[str, float]:
+        """Validation metrics, logged by rank 0 (every rank computes them under FSDP: a collective)."""
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad():
             result = {"step": done, **self.evaluate()}
         self.model.train(was_training)
-        self.val_log.write(result)
+        if self.val_log:
+            self.val_log.write(result)
         return result
 
+    def _gathered(self) -> nn.Module:
+        """Under FSDP, an unsharded copy of the model on rank 0 (all ranks must call this)."""
+        state = S.full_model_state(self.model)
+        if not self.dist.is_main:
+            return self.model
+        copy_ = copy.deepcopy(self._template).to_empty(device="cpu")
+        copy_.load_state_dict(state, strict=True)
+        return copy_
+
     def save(self, done: int) -> None:
-        """Atomically write the resumable state and the exported model (rank 0), then sync ranks."""
+        """Atomically write the resumable state and the exported model (rank 0), then sync ranks.
+
+        Under ``--strategy fsdp`` every rank writes its shards first (see ``sharding.save_sharded``)."""
+        shards = S.save_sharded(self.out, done, self.model, self.opt) if self.dcp else None
+        self.exported = self._gathered() if self.sharded else self.model
         if self.dist.is_main:
             state = {
                 "step": done,
-                "model": full_state(self.model),
-                "optimizer": self.opt.state_dict(),
+                "dcp": shards,
+                "model": None if shards else full_state(self.model),
+                "optimizer": None if shards else self.opt.state_dict(),
                 "rng": torch.get_rng_state(),
                 "train_config": dataclasses.asdict(self.tc),
                 "log_interval": torch.stack(self._interval) if self._interval else None,
@@ -227,13 +267,16 @@ class TrainingRun:
                 **self.extra_state(),
             }
             save_train_state(self.out / STATE_NAME, state)
+            if shards:
+                S.drop_older(self.out, shards)
             self.export(done)
+        self.exported = self.model
         D.barrier()
 
     def fit(self, progress: bool, postfix: tuple[str, ...] = ("loss",)) -> dict[str, float]:
         """Train up to ``tc.steps``; Ctrl-C saves after the current step and re-raises."""
         tc, main = self.tc, self.dist.is_main
-        validating = main and self.has_validation()
+        validating = (main or self.sharded) and self.has_validation()
         last_val: dict[str, float] = {}
         if validating and self.start == 0:
             last_val = self.validate(0)  # the untrained baseline

@@ -26,8 +26,9 @@ from ..lyrics.tokenizer import Tokenizer
 from ..prior.conditioning import forget_labels
 from ..prior.config import PriorConfig
 from ..prior.model import Conditioning, Prior, build_prior
-from ..prior.vocab import LabelVocab
+from ..prior.vocab import LabelVocab, vocab_from_dict
 from . import distributed as D
+from . import finetune as FT
 from .code_windows import CodeWindows, encode_tracks
 from .loop import TrainConfig, TrainingRun, open_run, resume_config
 from .vqvae import prepare_training_audio
@@ -54,6 +55,16 @@ class PriorLoss(nn.Module):
 
     def forward(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> torch.Tensor:
         return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
+
+    def metrics(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Validation losses of a batch (bits per token): ``gen``, ``lyrics`` if any, and ``zeroed``,
+        the upsampler's loss with its conditioning zeroed. Under FSDP a forward method of its own."""
+        prior = self.prior
+        cond = prior.condition(y, above, batch=codes.shape[0])
+        losses = prior.losses(codes, cond)
+        if prior.conditioner is not None:  # does the upsampler use its conditioning?
+            losses["zeroed"] = prior.loss(codes, Conditioning(cond.start, torch.zeros_like(cond.x_cond)))
+        return losses
 
 
 def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) -> torch.Tensor:
@@ -107,6 +118,7 @@ def _build_tokenizer(tracks) -> Tokenizer:
 
 class PriorRun(TrainingRun):
     name = "prior"
+    forward_methods = ("metrics",)
     throughput = "tokens_per_s"
 
     def __init__(
@@ -121,10 +133,20 @@ class PriorRun(TrainingRun):
         dist: D.DistInfo,
         cache: Path,
         changes: dict | None = None,
+        finetune: FT.FinetuneSpec | None = None,
     ):
         state = open_run(out, resume)
         vq = load_vqvae(vqvae_dir, dist.device)
         self.vq_id, self.vq_dir = model_id(vqvae_dir), str(Path(vqvae_dir).resolve())
+        self.finetune = state.get("finetune") if state else None  # what a fine-tune records (see finetune.py)
+        base = None
+        if state and finetune is not None:
+            raise UserError(f"{out}: resuming continues the run as it started; leave out --init-from")
+        if finetune is not None:
+            if cfg is not None:
+                raise UserError("give either --preset (a new prior) or --init-from (a prior to fine-tune), not both")
+            base, base_doc, base_dir = FT.open_base(finetune, level, vq, self.vq_id)
+            cfg, level = base.cfg, base.cfg.level
         if state:
             if state["vqvae_id"] != self.vq_id:
                 raise ValueError(
@@ -143,17 +165,19 @@ class PriorRun(TrainingRun):
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
         audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache)
-        self.vocab = (
-            LabelVocab.from_dict(state["vocab"])
-            if state
-            else LabelVocab.from_metadata([t.meta for t in audio.train + audio.val])
-        )
+        metas = [t.meta for t in audio.train + audio.val]
         self.tokenizer = None
-        if cfg.lyrics is not None:
-            self.tokenizer = (
-                Tokenizer.from_dict(state["tokenizer"]) if state else _build_tokenizer(audio.train + audio.val)
-            )
-        self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer)
+        if base is not None:  # a fine-tune: the base's vocabularies, with the data's new names appended
+            base, self.vocab, *new = FT.extend_labels(base, base_doc, metas, finetune.new_labels)
+            self.tokenizer, self.cfg = FT.tokenizer_of(base_doc), base.cfg
+            self.finetune = FT.info_of(finetune, base_dir, *new)
+        else:
+            self.vocab = vocab_from_dict(state["vocab"]) if state else LabelVocab.from_metadata(metas)
+            if cfg.lyrics is not None:
+                self.tokenizer = (
+                    Tokenizer.from_dict(state["tokenizer"]) if state else _build_tokenizer(audio.train + audio.val)
+                )
+            self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer)
         upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
@@ -190,7 +214,13 @@ class PriorRun(TrainingRun):
             print(f"level {level}: codes unigram entropy {self.unigram_bits:.3f} bits", file=sys.stderr)
         torch.manual_seed(tc.seed)
         self.items_per_example = self.cfg.n_ctx
-        self.setup(out, tc, dist, PriorLoss(build_prior(self.cfg)), state)
+        if base is not None:
+            model = FT.trainable(base, finetune.mode, finetune.lora_rank, finetune.lora_alpha)
+        else:
+            model = FT.resumed_model(self.cfg, self.finetune) if self.finetune else build_prior(self.cfg)
+        if self.finetune and dist.is_main:
+            print(FT.describe(self.finetune, model), file=sys.stderr)
+        self.setup(out, tc, dist, PriorLoss(model), state)
 
     def batch(self, step: int, batch_size: int) -> tuple:
         codes, y, above = self.train_windows.batch(batch_size, step, self.dist.rank)
@@ -215,13 +245,11 @@ class PriorRun(TrainingRun):
         total = zeroed = lyric_bits = 0.0
         for i in range(0, codes.shape[0], bs):
             sl = slice(i, i + bs)
-            cond = prior.condition(y[sl], None if above is None else above[sl], batch=codes[sl].shape[0])
             n = codes[sl].shape[0]
-            losses = prior.losses(codes[sl], cond)
+            losses = self.model.metrics(codes[sl], y[sl], None if above is None else above[sl])
             total += losses["gen"].item() * n
             lyric_bits += losses["lyrics"].item() * n if "lyrics" in losses else 0.0
-            if prior.conditioner is not None:  # does the upsampler use its conditioning?
-                zeroed += prior.loss(codes[sl], Conditioning(cond.start, torch.zeros_like(cond.x_cond))).item() * n
+            zeroed += losses["zeroed"].item() * n if "zeroed" in losses else 0.0
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
@@ -236,6 +264,7 @@ class PriorRun(TrainingRun):
             "vocab": self.vocab.to_dict(),
             "vqvae_id": self.vq_id,
             "tokenizer": tokenizer,
+            "finetune": self.finetune,
         }
 
     @torch.no_grad()
@@ -248,7 +277,7 @@ class PriorRun(TrainingRun):
         sung = (y[:, -lc.n_tokens :] != 0).any(1)  # windows with lyrics
         if not sung.any():
             return self.cfg
-        prior, device = self.model.prior, self.dist.device
+        prior, device = self.exported.prior, next(self.exported.parameters()).device
         was_training = prior.training
         prior.eval()
         codes, y = codes[sung][:16].to(device), y[sung][:16].to(device)
@@ -262,16 +291,18 @@ class PriorRun(TrainingRun):
         return dataclasses.replace(self.cfg, lyrics=dataclasses.replace(lc, alignment_layer=layer, alignment_head=head))
 
     def export(self, done: int) -> None:
-        save_model(
-            self.out,
-            self.model.prior,
-            "prior",
-            self._with_alignment_head().to_dict(),
-            vocab={**self.vocab.to_dict(), "lyrics": None if self.tokenizer is None else self.tokenizer.to_dict()},
+        extra = dict(
             vqvae={"id": self.vq_id, "path": self.vq_dir},
             trained_steps=done,
             label_dropout=self.tc.label_dropout,  # > 0: the model can be sampled with guidance
         )
+        vocab = FT.vocab_dict(self.vocab, self.tokenizer)
+        if self.finetune and self.finetune["mode"] == "lora":
+            FT.export_adapter(self.out, self.exported.prior, self.finetune, self._with_alignment_head(), vocab, **extra)
+            return
+        if self.finetune:
+            extra["finetuned_from"] = {k: self.finetune[k] for k in ("init_from", "base_id", "mode", "init")}
+        save_model(self.out, self.exported.prior, "prior", self._with_alignment_head().to_dict(), vocab=vocab, **extra)
 
 
 def train_prior(
@@ -285,6 +316,7 @@ def train_prior(
     progress: bool = True,
     cache: str | Path | None = None,
     changes: dict | None = None,
+    finetune: FT.FinetuneSpec | None = None,
 ) -> dict[str, float]:
     """Train (or resume) the prior of ``level`` on the codes of ``vqvae_dir``; returns the last validation metrics.
 
@@ -292,10 +324,12 @@ def train_prior(
     prior and the upsamplers of one VQ-VAE encode the data once. On resume the run keeps its model,
     level and settings (``cfg`` and ``level`` may be None); ``changes`` (default: where ``tc``
     differs from them) may only change its schedule (see ``training.loop.resume_config``).
+    ``finetune`` starts from an existing prior instead of ``cfg`` (see ``training.finetune``).
     """
     dist = D.setup()
     try:
         cache = Path(cache) if cache else default_cache_dir()
-        return PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache, changes).fit(progress)
+        run = PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache, changes, finetune)
+        return run.fit(progress)
     finally:
         D.cleanup()

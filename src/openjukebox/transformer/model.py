@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from .attention import CROSS, Attention, attn_funcs
@@ -58,6 +59,8 @@ class Transformer(nn.Module):
     """``depth`` blocks whose attention kinds follow ``attn_order``; (N, L, W) -> (N, L, W).
 
     ``n_ctx`` is the sequence length the blocks tile (``blocks`` rows of ``n_ctx // blocks``).
+    With ``checkpointing`` set, training recomputes each block in the backward pass instead of
+    keeping its activations (``torch.utils.checkpoint``): the same gradients, less memory.
     """
 
     def __init__(
@@ -81,10 +84,15 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(
             ResidualAttentionBlock(width, heads, kind, block_ctx, prime_len, m_attn, m_mlp) for kind in self.kinds
         )
+        self.checkpointing = False
 
     def forward(self, x: torch.Tensor, encoder: torch.Tensor | None = None, reference: bool = False) -> torch.Tensor:
+        recompute = self.checkpointing and torch.is_grad_enabled()
         for layer in self.layers:
-            x = layer(x, encoder, reference)
+            if recompute:
+                x = torch.utils.checkpoint.checkpoint(layer, x, encoder, reference, use_reentrant=False)
+            else:
+                x = layer(x, encoder, reference)
         return x
 
     def make_caches(self, batch: int, encoder: torch.Tensor | None = None, dtype=None, device=None) -> list:
