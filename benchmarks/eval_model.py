@@ -5,13 +5,17 @@
 
 WORK is the folder of ``recipes/default_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
 their held-out split and val.csv), bundle/, all.jsonl. Prints and writes:
-- VQ-VAE spectral convergence per level on the held-out tracks (dB, lower is better);
+- VQ-VAE spectral convergence and log-STFT distance per level on the held-out tracks, and on the
+  held-out real recordings alone (dB, lower is better);
+- audio measures (noise-likeness, HPSS harmonic share, pitched and stable-note frames) of generated
+  clips next to held-out data clips as they are and through the VQ-VAE;
 - validation bits per token of every prior next to the unigram entropy of its codes;
 - conditioning: logistic regression on log-mel statistics, trained on the real training clips as
   the VQ-VAE renders them, classifies clips generated for every (artist, genre) pair of the training
   data, at each ``--guidance`` value, at the top level alone and through the full model (accuracy
-  vs chance); a classifier trained on the raw recordings is reported too;
-- lyrics: median error (s) of the alignment exported for the held-out sung chorales.
+  vs chance, balanced accuracy and per-class recall); a classifier on the raw recordings too;
+- lyrics: median error (s) of the alignment exported for the held-out songs with timed lyrics (and
+  those of --lyrics-songs), with the windows sampling uses, against the linear rule.
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ import numpy as np
 import torch
 
 from openjukebox.api import decode, encode, sample
+from openjukebox.audio.dataset import held_out_pieces
 from openjukebox.audio.io import load_audio, save_audio
+from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae
-from openjukebox.codec.losses import spectral_convergence_db
+from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
 from openjukebox.codec.vqvae import decode_chunked, encode_chunked
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
 from openjukebox.sampling.alignment import timing_errors
+from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
 
 SR = 22050
@@ -54,23 +61,38 @@ def _mel_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     return torch.cat([logmel.mean(1), logmel.std(1)]).numpy()
 
 
-def codec_quality(run: Path, seconds: float) -> dict:
+def _is_real(entry: dict) -> bool:
+    """A recording (the Debian game music), not a rendering of a score."""
+    return not str(entry.get("source", "")).startswith("music21")
+
+
+def codec_quality(run: Path, seconds: float, entries: dict[str, dict]) -> dict:
+    """Spectral convergence and log-STFT distance (dB) per level on the run's held-out files, over
+    all of them and over the held-out real recordings alone."""
     model = load_vqvae(run)
     sr = model.config.sample_rate
-    files = json.loads((run / "split.json").read_text())["validation"]
-    scores = {lv: [] for lv in range(model.config.levels)}
+    files = [str(Path(f).resolve()) for f in json.loads((run / "split.json").read_text())["validation"]]
+    rows = []  # (real, {level: (sc_db, lsd_db)})
     with tempfile.TemporaryDirectory() as tmp:
         for path in files:
             clip = Path(tmp) / "clip.wav"
             save_audio(clip, load_audio(path, sr)[: int(seconds * sr)], sr)
             codes = encode(clip, run)
             x = torch.from_numpy(load_audio(clip, sr)).view(1, 1, -1)
-            for lv in scores:
+            per_level = {}
+            for lv in range(model.config.levels):
                 y = torch.from_numpy(decode(codes, lv, run, model=model)).view(1, 1, -1)
-                scores[lv].append(float(spectral_convergence_db(x, y)))
-    return {f"level_{lv}_sc_db": round(float(np.mean(v)), 2) for lv, v in scores.items()} | {
-        "held_out_tracks": len(files)
-    }
+                per_level[lv] = (float(spectral_convergence_db(x, y)), float(log_stft_distance(x, y)))
+            rows.append((_is_real(entries.get(path, {})), per_level))
+    out = {}
+    for name, chosen in (("held_out", rows), ("held_out_real", [r for r in rows if r[0]])):
+        if not chosen:
+            continue
+        for lv in range(model.config.levels):
+            out[f"{name}_level_{lv}_sc_db"] = round(float(np.mean([r[1][lv][0] for r in chosen])), 2)
+            out[f"{name}_level_{lv}_log_stft_db"] = round(float(np.mean([r[1][lv][1] for r in chosen])), 2)
+        out[f"{name}_tracks"] = len(chosen)
+    return out
 
 
 def prior_quality(run: Path) -> dict:
@@ -106,6 +128,62 @@ def _fit(features: list, labels: list):
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.array(features), labels)
+
+
+def held_out_files(runs: Path, entries: dict[str, dict]) -> list[str]:
+    """The top prior's held-out files, or (without training runs) the held-out pieces of the data."""
+    split = runs / "top" / "split.json"
+    if split.exists():
+        return [str(Path(f).resolve()) for f in json.loads(split.read_text())["validation"]]
+    pieces = {path: str(e.get("piece") or e["written_path"]) for path, e in entries.items()}
+    held = held_out_pieces(list(pieces.values()), TrainConfig().val_fraction, TrainConfig().seed)
+    return [path for path, piece in pieces.items() if piece in held]
+
+
+def audio_quality(
+    bundle: Path, held: list[str], entries: dict[str, dict], clips: int, seconds: float, guidance: float
+) -> dict:
+    """Does it sound like music? The audio measures (``openjukebox.audio.measures``) of generated
+    clips through the full model, next to held-out data clips as they are and through the VQ-VAE.
+
+    Generated: ``clips`` clips of ``seconds`` for each of up to 4 (artist, genre) requests of the
+    held-out data that the model knows, decoded from level 0 (and the top level alone). Data: the
+    first ``seconds`` of each held-out file (at most 16)."""
+    step = int(seconds * SR)
+    data = [a for a in (load_audio(f, SR)[:step] for f in held[:16]) if len(a) == step]
+    vq = load_vqvae(bundle / "vqvae")
+    top = vq.config.levels - 1
+    out = {
+        "seconds": seconds,
+        "data": mean_measures(data, SR),
+        "data_through_vqvae_level_0": mean_measures([_through_codec(vq, a, 0) for a in data], SR),
+        f"data_through_vqvae_level_{top}": mean_measures([_through_codec(vq, a, top) for a in data], SR),
+    }
+    requests = sorted({(entries[f].get("artist"), entries[f].get("genre")) for f in held if f in entries})[:4]
+    generated = {0: [], top: []}
+    for k, (artist, genre) in enumerate(requests):
+        with tempfile.TemporaryDirectory() as tmp:
+            meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, guidance=guidance)
+            for lv in generated:
+                generated[lv] += [load_audio(f, SR) for f in meta["files"][lv]]
+    out["generated_requests"] = [list(r) for r in requests[:4]]
+    out["generated_guidance"] = guidance
+    for lv, audio in generated.items():
+        out[f"generated_level_{lv}"] = mean_measures(audio, SR)
+    return out
+
+
+def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
+    """Accuracy, balanced accuracy (mean per-class recall) and each requested class's recall."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    want = np.array(want)
+    recall = {c: round(float(np.mean(pred[want == c] == c)), 3) for c in classes if (want == c).any()}
+    return {
+        "accuracy": round(float(np.mean(pred == want)), 3),
+        "balanced_accuracy": round(float(balanced_accuracy_score(want, pred)), 3),
+        "recall": recall,
+    }
 
 
 def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list[float]) -> dict:
@@ -159,7 +237,7 @@ def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list
                 for g, rows in generated.items():
                     want = [r[1] if kind == "artist" else r[2] for r in rows[lv]]
                     pred = clf.predict(np.array([r[0] for r in rows[lv]]))
-                    entry[f"generated_level_{lv}_guidance_{g:g}"] = round(float(np.mean(pred == np.array(want))), 3)
+                    entry[f"generated_level_{lv}_guidance_{g:g}"] = _recognition(pred, want, classes)
                     if name != "audio":
                         entry[f"predicted_level_{lv}_guidance_{g:g}"] = {
                             c: dict(zip(*np.unique(pred[np.array(want) == c], return_counts=True), strict=True))
@@ -170,50 +248,78 @@ def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list
     return result
 
 
-def lyrics_quality(runs: Path) -> dict:
+def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None) -> dict:
+    """Median error (s) of the exported lyric alignment on every held-out song with timed lyrics,
+    plus the songs of ``extra`` (a manifest of songs outside the training data), with the windows
+    sampling uses for plain-text lyrics, and with windows chosen from the true times."""
     prior, _, doc = load_prior(runs / "top")
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
     held = [str(Path(p).resolve()) for p in json.loads((runs / "top" / "split.json").read_text())["validation"]]
-    entries = {
-        str((runs / e["path"]).resolve()): e for e in map(json.loads, (runs / "all.jsonl").read_text().splitlines())
-    }
-    errors, linear = [], []
-    lc = prior.cfg.lyrics
+    songs = [(path, entries[path]) for path in held if path in entries]
+    trained = {e.get("piece") for path, e in entries.items() if path not in set(held)}
+    extra_songs = list(_manifest(extra).values()) if extra is not None else []
+    songs += [(e["path"], e) for e in extra_songs if e.get("piece") not in trained]  # a piece never trained on
+    songs = [(path, e) for path, e in songs if isinstance(e.get("lyrics"), list)]
+    if not songs:
+        return {"note": "no held-out song with timed lyrics"}
     vocab = LabelVocab.from_dict(doc["vocab"])
-    for path in held:
-        entry = entries.get(path)
-        if not entry or not isinstance(entry.get("lyrics"), list):
-            continue
+    errors = {"plain_text_windows": [], "timed_windows": [], "linear_rule": []}
+    for path, entry in songs:
         song = read_lyrics(entry, path, tokenizer)
         codes = encode(path, runs / "vqvae", levels=[2]).codes[2]
         genres = [g for g in vocab.genre_ids(entry.get("genre"), prior.cfg.labels.max_bow_genre_size) if g >= 0]
-        error, rule = timing_errors(prior, tokenizer, codes, song, vocab.artist_id(entry.get("artist")), tuple(genres))
-        errors.extend(error)
-        linear.extend(rule)
-    if not errors:
-        return {"note": "no held-out track with timed lyrics"}
-    return {
-        "median_error_s": round(float(np.median(errors)), 3),
-        "linear_rule_median_error_s": round(float(np.median(linear)), 3),
-        "characters": len(errors),
+        args = (prior, tokenizer, codes, song, vocab.artist_id(entry.get("artist")), tuple(genres))
+        error, rule = timing_errors(*args)
+        errors["plain_text_windows"].extend(error)
+        errors["linear_rule"].extend(rule)
+        errors["timed_windows"].extend(timing_errors(*args, windows_from_times=True)[0])
+    lc = prior.cfg.lyrics
+    return {f"{k}_median_error_s": round(float(np.median(v)), 3) for k, v in errors.items()} | {
+        "songs": len(songs),
+        "extra_songs_left_out_as_trained": sum(e.get("piece") in trained for e in extra_songs),
+        "characters": len(errors["linear_rule"]),
         "layer_head": [lc.alignment_layer, lc.alignment_head],
     }
 
 
+def _manifest(path: Path) -> dict[str, dict]:
+    """{resolved audio path: entry} of a JSONL manifest (paths relative to it)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            out[str((path.parent / entry["path"]).resolve())] = entry | {
+                "path": str((path.parent / entry["path"]).resolve())
+            }
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", required=True)
+    p.add_argument("--runs", required=True, help="the recipe's folder (all.jsonl; training runs where measured)")
+    p.add_argument("--bundle", type=Path, help="the model to hear (default RUNS/bundle)")
     p.add_argument("--clips", type=int, default=4, help="generated clips per (artist, genre) of the training data")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0], help="guidance values to compare")
-    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
+    p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
+    p.add_argument("--lyrics-songs", type=Path, help="a manifest of timed-lyrics songs outside the training data")
     p.add_argument("--out")
-    p.add_argument("--only", nargs="+", choices=["vqvae", "priors", "lyrics_alignment", "conditioning"])
+    p.add_argument("--only", nargs="+", choices=["vqvae", "priors", "audio", "lyrics_alignment", "conditioning"])
     args = p.parse_args()
     runs = Path(args.runs)
+    entries = _manifest(runs / "all.jsonl")
     parts = {
-        "vqvae": lambda: codec_quality(runs / "vqvae", 20.0),
+        "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),
         "priors": lambda: {name: prior_quality(runs / name) for name in ("top", "up1", "up0")},
-        "lyrics_alignment": lambda: lyrics_quality(runs),
+        "audio": lambda: audio_quality(
+            args.bundle or runs / "bundle",
+            held_out_files(runs, entries),
+            entries,
+            args.clips,
+            args.audio_seconds,
+            args.guidance[-1],
+        ),
+        "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs),
         "conditioning": lambda: conditioning_quality(runs, args.clips, args.seconds, args.guidance),
     }
     report = {name: run() for name, run in parts.items() if not args.only or name in args.only}

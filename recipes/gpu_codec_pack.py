@@ -7,7 +7,7 @@ pack holds: excerpts of every file of WORK/all.jsonl as 22.05 kHz mono Ogg Vorbi
 recording; one instrument set per rendered piece, in turn; every sung chorale), a manifest with the
 same labels and ``piece`` names (so the split is the same as on the CPU), and the wheels of the
 audio libraries the device image lacks. Then, with the pack's folder ignored by git
-(``echo /gpu_pack/ >> .git/info/exclude``), one device call trains the codec and brings it back:
+(``echo /gpu_pack >> .git/info/exclude``), one device call trains the codec and brings it back:
 
     run(carry=["gpu_pack"], timeout_s=540, command="bash recipes/gpu_codec.sh")
 """

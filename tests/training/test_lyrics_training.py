@@ -54,3 +54,11 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     assert linear[0] == 0.0  # the first letter is sung at 0 s, where the linear rule puts it
     truth = np.array(song.times)
     np.testing.assert_allclose(linear, np.abs(np.arange(len(truth)) / len(truth) * seconds - truth))
+    # the windows' characters are chosen as sampling chooses them from plain text: the true times
+    # only score the result (shifted past the song's end, the alignment itself does not move)
+    late, later = (dataclasses.replace(song, times=tuple(t + s for t in song.times)) for s in (100.0, 200.0))
+    e_late, _ = timing_errors(prior, tokenizer, codes, late, artist=1, genres=(1,))
+    e_later, _ = timing_errors(prior, tokenizer, codes, later, artist=1, genres=(1,))
+    np.testing.assert_allclose(np.array(late.times) - e_late, np.array(later.times) - e_later, atol=1e-6)
+    aligned = np.array(late.times) - e_late
+    assert np.all(np.isclose(np.abs(aligned - truth), errors, atol=1e-6))  # the same alignment as the song's

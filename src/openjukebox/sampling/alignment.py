@@ -83,20 +83,31 @@ def _window_attention(prior: Prior, codes, y, lyrics, window, layers) -> tuple[d
 
 
 def timing_errors(
-    prior: Prior, tokenizer: Tokenizer, codes: torch.Tensor, song: SongLyrics, artist: int = 0, genres: tuple = ()
+    prior: Prior,
+    tokenizer: Tokenizer,
+    codes: torch.Tensor,
+    song: SongLyrics,
+    artist: int = 0,
+    genres: tuple = (),
+    windows_from_times: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """How far the alignment of a song with known character times is from the truth, in seconds.
 
     ``codes`` (1, T): the song's true top-level codes; ``song``: its timed lyrics. Returns the
     absolute error of every character's aligned start time, and that of the linear rule (the
     characters spread evenly over the song), the baseline an alignment has to beat.
+
+    Each window's characters are chosen as sampling from plain-text lyrics chooses them (by the
+    characters' even spread over the song), so the true times are used only to score the result;
+    ``windows_from_times`` chooses them from the true times instead, as when a user gives timed lyrics.
     """
     cfg = prior.cfg
     n_samples = codes.shape[1] * cfg.hop_length
     slots = cfg.labels.max_bow_genre_size
     genre_row = [*genres, *[-1] * (slots - len(genres))]
     y = torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
-    [(alignment, _)], _ = align_songs(prior, codes, y, [song], tokenizer, hop_fraction=0.5)
+    windowed = song if windows_from_times else SongLyrics(song.tokens)
+    [(alignment, _)], _ = align_songs(prior, codes, y, [windowed], tokenizer, hop_fraction=0.5)
     truth = np.array(song.times)
     linear = np.arange(len(truth)) / len(truth) * n_samples / cfg.sample_rate
     return np.abs(np.array(alignment.times) - truth), np.abs(linear - truth)
