@@ -288,9 +288,8 @@ def _manifest(path: Path) -> dict[str, dict]:
     for line in path.read_text().splitlines():
         if line.strip():
             entry = json.loads(line)
-            out[str((path.parent / entry["path"]).resolve())] = entry | {
-                "path": str((path.parent / entry["path"]).resolve())
-            }
+            resolved = str((path.parent / entry["path"]).resolve())
+            out[resolved] = entry | {"path": resolved, "written_path": entry["path"]}  # the split names the latter
     return out
 
 
