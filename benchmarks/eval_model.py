@@ -159,9 +159,17 @@ def audio_quality(
         "data_through_vqvae_level_0": mean_measures([_through_codec(vq, a, 0) for a in data], SR),
         f"data_through_vqvae_level_{top}": mean_measures([_through_codec(vq, a, top) for a in data], SR),
     }
-    requests = sorted({(entries[f].get("artist"), entries[f].get("genre")) for f in held if f in entries})[:4]
+    vocab = LabelVocab.from_dict(load_prior(bundle / f"prior_level_{top}")[2]["vocab"])
+
+    def known(entry: dict) -> bool:
+        try:
+            return vocab.artist_id(entry.get("artist")) > 0 and vocab.genre_ids(entry.get("genre"), 1)[0] > 0
+        except ValueError:  # a name the model never saw
+            return False
+
+    requests = sorted({(entries[f]["artist"], entries[f]["genre"]) for f in held if f in entries and known(entries[f])})
     generated = {0: [], top: []}
-    for k, (artist, genre) in enumerate(requests):
+    for k, (artist, genre) in enumerate(requests[:4]):
         with tempfile.TemporaryDirectory() as tmp:
             meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, guidance=guidance)
             for lv in generated:
