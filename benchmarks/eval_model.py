@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from openjukebox.api import decode, encode, sample
-from openjukebox.audio.dataset import held_out_pieces
+from openjukebox.audio.dataset import held_out_pieces, read_sources
 from openjukebox.audio.io import load_audio, save_audio
 from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae
@@ -135,9 +135,8 @@ def held_out_files(runs: Path, entries: dict[str, dict]) -> list[str]:
     split = runs / "top" / "split.json"
     if split.exists():
         return [str(Path(f).resolve()) for f in json.loads(split.read_text())["validation"]]
-    pieces = {path: str(e.get("piece") or e["written_path"]) for path, e in entries.items()}
-    held = held_out_pieces(list(pieces.values()), TrainConfig().val_fraction, TrainConfig().seed)
-    return [path for path, piece in pieces.items() if piece in held]
+    held = held_out_pieces([str(e["piece"]) for e in entries.values()], TrainConfig().val_fraction, TrainConfig().seed)
+    return [path for path, e in entries.items() if str(e["piece"]) in held]
 
 
 def audio_quality(
@@ -291,14 +290,8 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None) -> 
 
 
 def _manifest(path: Path) -> dict[str, dict]:
-    """{resolved audio path: entry} of a JSONL manifest (paths relative to it)."""
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            resolved = str((path.parent / entry["path"]).resolve())
-            out[resolved] = entry | {"path": resolved, "written_path": entry["path"]}  # the split names the latter
-    return out
+    """{resolved audio path: entry} of a JSONL manifest, read as training reads it (with its pieces)."""
+    return {str(Path(e["path"]).resolve()): e | {"path": str(Path(e["path"]).resolve())} for e in read_sources(path)}
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from openjukebox.audio.dataset import read_sources
 from openjukebox.audio.io import load_audio
 
 SR = 22050
@@ -44,7 +45,7 @@ def main() -> None:
     p.add_argument("--budget-mb", type=float, default=40.0)
     p.add_argument("--real-seconds", type=float, default=45.0, help="excerpt of each real recording")
     args = p.parse_args()
-    entries = [json.loads(line) for line in (args.work / "all.jsonl").read_text().splitlines() if line.strip()]
+    entries = read_sources(args.work / "all.jsonl")  # absolute paths, and each file's piece as training names it
     rendered = sorted({e["piece"] for e in entries if e.get("source") == "music21"})
     sets = sorted({e["genre"] for e in entries if e.get("source") == "music21"})
     keep_set = {piece: sets[i % len(sets)] for i, piece in enumerate(rendered)}
@@ -53,8 +54,7 @@ def main() -> None:
     for i, e in enumerate(entries):
         if e.get("source") == "music21" and e["genre"] != keep_set[e["piece"]]:
             continue
-        path = Path(e["path"]) if Path(e["path"]).is_absolute() else args.work / e["path"]
-        audio = load_audio(path, SR)
+        audio = load_audio(e["path"], SR)
         if "music21" not in str(e.get("source", "")):
             audio = excerpt(audio, args.real_seconds)
         buf = io.BytesIO()
@@ -62,7 +62,7 @@ def main() -> None:
         name = f"audio/{i:04d}.ogg"
         (args.out / name).write_bytes(buf.getvalue())
         total += len(buf.getvalue())
-        entry = {k: v for k, v in e.items() if k != "lyrics"} | {"path": name, "piece": e.get("piece") or e["path"]}
+        entry = {k: v for k, v in e.items() if k != "lyrics"} | {"path": name}
         lines.append(json.dumps(entry, ensure_ascii=False))
         if total > args.budget_mb * 2**20:
             sys.exit(f"over the {args.budget_mb} MB budget at {name}; lower --real-seconds")

@@ -28,15 +28,15 @@ def _librosa():
     return librosa
 
 
-def _power(audio: np.ndarray) -> np.ndarray:
-    return np.abs(_librosa().stft(audio, n_fft=N_FFT, hop_length=HOP)) ** 2
+def magnitude(audio: np.ndarray) -> np.ndarray:
+    """|STFT| (bins, frames) of a (T,) clip, the spectrum the spectral measures share."""
+    return np.abs(_librosa().stft(audio, n_fft=N_FFT, hop_length=HOP))
 
 
-def noise_likeness(audio: np.ndarray, sample_rate: int, band: tuple[float, float] = (100.0, 3000.0)) -> float:
-    """Mean spectral flatness of the (T,) clip's power spectrum in ``band`` (Hz); silent frames skipped."""
-    power = _power(audio)
+def noise_likeness(mag: np.ndarray, sample_rate: int, band: tuple[float, float] = (100.0, 3000.0)) -> float:
+    """Mean spectral flatness of the power spectrum ``mag**2`` in ``band`` (Hz); silent frames skipped."""
     freqs = np.fft.rfftfreq(N_FFT, 1 / sample_rate)
-    band_power = power[(freqs >= band[0]) & (freqs <= band[1])]
+    band_power = mag[(freqs >= band[0]) & (freqs <= band[1])] ** 2
     loud = band_power.mean(axis=0) > 1e-10
     if not loud.any():
         return float("nan")
@@ -44,9 +44,9 @@ def noise_likeness(audio: np.ndarray, sample_rate: int, band: tuple[float, float
     return float(np.mean(np.exp(np.log(p).mean(axis=0)) / p.mean(axis=0)))
 
 
-def harmonic_share(audio: np.ndarray) -> float:
-    """Energy share of the harmonic part after HPSS (0..1)."""
-    harmonic, percussive = _librosa().decompose.hpss(np.abs(_librosa().stft(audio, n_fft=N_FFT, hop_length=HOP)))
+def harmonic_share(mag: np.ndarray) -> float:
+    """Energy share of the harmonic part after HPSS of the magnitude spectrum ``mag`` (0..1)."""
+    harmonic, percussive = _librosa().decompose.hpss(mag)
     h, p = float((harmonic**2).sum()), float((percussive**2).sum())
     return h / (h + p) if h + p > 0 else float("nan")
 
@@ -97,10 +97,10 @@ def stable_note_frames(f0: np.ndarray, frame_s: float, min_note_s: float = 0.1) 
 def clip_measures(audio: np.ndarray, sample_rate: int) -> dict[str, float]:
     """All four measures of one mono (T,) clip."""
     audio = np.asarray(audio, dtype=np.float32)
-    f0 = pitch_track(audio, sample_rate)
+    f0, mag = pitch_track(audio, sample_rate), magnitude(audio)
     return {
-        "noise_likeness": noise_likeness(audio, sample_rate),
-        "harmonic_share": harmonic_share(audio),
+        "noise_likeness": noise_likeness(mag, sample_rate),
+        "harmonic_share": harmonic_share(mag),
         "pitched_frames": float(pitched_frames(f0).mean()),
         "stable_notes": float(stable_note_frames(f0, HOP / sample_rate).mean()),
     }

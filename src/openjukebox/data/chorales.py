@@ -131,11 +131,13 @@ def fermata_ends(score) -> list[float]:
     ]
 
 
-def singable(score, max_seconds: float, time: TimeMap | None = None) -> bool:
-    """A chorale with lower parts and at least 8 soprano syllables in its first ``max_seconds``."""
+def chorale_plan(score, max_seconds: float, time: TimeMap | None = None) -> tuple[list, list[dict]] | None:
+    """(each part's notes, the soprano's syllables) in the first ``max_seconds``, or None when the
+    chorale cannot be sung: fewer than 8 syllables, or no lower part to accompany them."""
     time = time or TimeMap(tempo_spq(score))
     syllables = [s for s in soprano_syllables(score, time) if s["start"] < max_seconds]
-    return len(syllables) >= 8 and len(score_notes(score, max_seconds, time)) >= 2
+    parts = score_notes(score, max_seconds, time)
+    return (parts, syllables) if len(syllables) >= 8 and len(parts) >= 2 else None
 
 
 def sing_chorale(
@@ -151,11 +153,10 @@ def sing_chorale(
     ``time`` maps score time to seconds (default: the score's steady tempo)."""
     import soxr
 
-    time = time or TimeMap(tempo_spq(score))
-    if not singable(score, max_seconds, time):
+    plan = chorale_plan(score, max_seconds, time)
+    if plan is None:
         return None
-    parts = score_notes(score, max_seconds, time)
-    syllables = [s for s in soprano_syllables(score, time) if s["start"] < max_seconds]
+    parts, syllables = plan
     accomp = render(parts[1:], INSTRUMENT_SETS[accompaniment], sample_rate) * 0.35
     voice = np.zeros(len(accomp) + sample_rate, dtype=np.float32)
     timed = []
@@ -204,7 +205,7 @@ def build_chorales(
             break
         score = music21.corpus.parse(path)
         piece = piece_id(path)  # "bach/bwv153.1": the same id the rendered scores give this chorale
-        if not singable(score, max_seconds):  # counted at the steady tempo, whatever this build sings
+        if chorale_plan(score, max_seconds) is None:  # counted at the steady tempo, whatever this build sings
             continue
         seen += 1
         if seen <= skip:

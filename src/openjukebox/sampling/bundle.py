@@ -221,30 +221,26 @@ class Bundle:
         if self.adapter_level is None or level == self.adapter_level:
             return artist, genre
         mine, theirs = self.vocabs[level], self.vocabs[self.adapter_level]
+        if mine is None or theirs is None:
+            return artist, genre
+        slots = self.configs[self.adapter_level].labels.max_bow_genre_size
 
-        def knows(vocab, call, name) -> bool:
+        def knows(vocab, kind: str, name: str) -> bool:
             try:
-                call(vocab, name)
+                vocab.artist_id(name) if kind == "artist" else vocab.genre_ids(name, slots)
                 return True
             except ValueError:
                 return False
 
-        names = []
-        slots = self.configs[self.adapter_level].labels.max_bow_genre_size
-        for kind, name, call in (
-            ("artist", artist, lambda v, x: v.artist_id(x)),
-            ("genre", genre, lambda v, x: v.genre_ids(x, slots)),
-        ):
-            if name and mine is not None and not knows(mine, call, name) and knows(theirs, call, name):
-                names.append(kind)
-                artist, genre = (None, genre) if kind == "artist" else (artist, None)
+        pairs = (("artist", artist), ("genre", genre))
+        names = [kind for kind, name in pairs if name and not knows(mine, kind, name) and knows(theirs, kind, name)]
         if names:
             warnings.warn(
                 f"level {level} does not know the {' and '.join(names)} that --adapter learnt: its prior takes "
                 f"them as unknown (fine-tune it too with --init-from {self.path} --level {level})",
                 stacklevel=3,
             )
-        return artist, genre
+        return (None if "artist" in names else artist), (None if "genre" in names else genre)
 
     def guidance(self, level: int, requested: float | None) -> float:
         """The guidance to sample ``level`` with: ``requested``, else DEFAULT_GUIDANCE for a prior
