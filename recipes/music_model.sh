@@ -15,12 +15,17 @@ OJ="python -m openjukebox -q"
 export OPENJUKEBOX_CACHE="$WORK/cache"
 mkdir -p "$WORK"
 
-# train KIND OUT STEPS ARGS...: start the run, or resume it towards STEPS when it exists
+# train KIND OUT STEPS ARGS...: start the run, or resume it towards STEPS when it exists (a resumed
+# run keeps its saved model and settings, so it gets ARGS without --preset)
 train() {
     local kind=$1 out=$2 steps=$3
     shift 3
     if [ -f "$out/train_state.pt" ]; then
-        $OJ train "$kind" --out "$out" --resume --steps "$steps"
+        local kept=()
+        while [ $# -gt 0 ]; do
+            if [ "$1" = --preset ]; then shift 2; else kept+=("$1"); shift; fi
+        done
+        $OJ train "$kind" --out "$out" --resume --steps "$steps" "${kept[@]}"
     else
         $OJ train "$kind" --out "$out" --steps "$steps" "$@"
     fi
