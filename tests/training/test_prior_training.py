@@ -69,7 +69,7 @@ def test_resume_refuses_another_vqvae_and_presets_must_fit_the_level(labelled_ma
         _train(labelled_manifest, vqvae, tmp_path / "x", "tiny_upsampler_1", 2, steps=1)
 
 
-def test_the_command_uses_the_cache_it_is_given(labelled_manifest, trained_vqvae, tmp_path):
+def test_the_command_uses_the_cache_it_is_given(labelled_manifest, trained_vqvae, tmp_path, capsys):
     from openjukebox.checkpoint import model_id
     from openjukebox.cli.main import main
 
@@ -96,6 +96,8 @@ def test_the_command_uses_the_cache_it_is_given(labelled_manifest, trained_vqvae
     assert main(args) == 0
     codes = sorted((tmp_path / "c" / "codes" / model_id(vqvae)).glob("*.l2.npy"))
     assert len(codes) == 15 and any((tmp_path / "c" / "audio").iterdir())
+    err = capsys.readouterr().err
+    assert "encoding codes" not in err and "decoding audio" not in err  # -q: no progress bars
 
 
 def test_label_dropout_forgets_artist_and_genres_independently_and_reproducibly():

@@ -99,6 +99,7 @@ def test_ctrl_c_saves_and_resume_finishes(rendered_dir, tmp_path):
     done = subprocess.run(_cli(*args, "--resume"), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert load_train_state(run / "train_state.pt")["step"] == step + 2
+    assert "decoding audio" not in err + done.stderr  # -q: no progress bars at all
 
 
 def test_torchrun_two_processes_matches_one_process(rendered_dir, tmp_path):

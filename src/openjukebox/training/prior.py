@@ -134,6 +134,7 @@ class PriorRun(TrainingRun):
         cache: Path,
         changes: dict | None = None,
         finetune: FT.FinetuneSpec | None = None,
+        progress: bool = True,
     ):
         state = open_run(out, resume)
         vq = load_vqvae(vqvae_dir, dist.device)
@@ -164,7 +165,7 @@ class PriorRun(TrainingRun):
             raise UserError("give the prior to train (--preset) and its level (--level)")
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
-        audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache)
+        audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache, progress)
         metas = [t.meta for t in audio.train + audio.val]
         self.tokenizer = None
         if base is not None:  # a fine-tune: the base's vocabularies, with the data's new names appended
@@ -182,7 +183,7 @@ class PriorRun(TrainingRun):
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
         if dist.is_main:
-            bar = lambda xs: tqdm(xs, desc="encoding codes", unit="file")  # noqa: E731
+            bar = lambda xs: tqdm(xs, desc="encoding codes", unit="file", disable=not progress)  # noqa: E731
             encode_tracks(vq, audio.train + audio.val, levels, codes_dir, bar)
         D.barrier()
         paths = encode_tracks(vq, audio.train + audio.val, levels, codes_dir)
@@ -329,7 +330,7 @@ def train_prior(
     dist = D.setup()
     try:
         cache = Path(cache) if cache else default_cache_dir()
-        run = PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache, changes, finetune)
+        run = PriorRun(data, Path(out), level, vqvae_dir, cfg, tc, resume, dist, cache, changes, finetune, progress)
         return run.fit(progress)
     finally:
         D.cleanup()

@@ -63,12 +63,19 @@ def evaluate(model: VQVAE, crops: torch.Tensor, bw: Bandwidth, batch_size: int) 
 
 
 def prepare_training_audio(
-    data, out: Path, sample_rate: int, min_samples: int, tc: TrainConfig, dist: D.DistInfo, cache: Path
+    data,
+    out: Path,
+    sample_rate: int,
+    min_samples: int,
+    tc: TrainConfig,
+    dist: D.DistInfo,
+    cache: Path,
+    progress: bool = True,
 ) -> AudioSet:
     """Decode the data set into ``cache/audio`` (rank 0 first), report and record skipped files in ``out``."""
     kw = dict(min_samples=min_samples, val_fraction=tc.val_fraction, seed=tc.seed)
     if dist.is_main:
-        bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file")  # noqa: E731
+        bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file", disable=not progress)  # noqa: E731
         audio = prepare_audio(data, sample_rate, cache / "audio", progress=bar, **kw)
         (out / "skipped.txt").write_text("".join(f"{p}\t{r}\n" for p, r in audio.skipped))
         split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
@@ -96,6 +103,7 @@ class VQVAERun(TrainingRun):
         dist: D.DistInfo,
         cache: Path,
         changes: dict | None = None,
+        progress: bool = True,
     ):
         state = open_run(out, resume)
         if state:
@@ -108,7 +116,7 @@ class VQVAERun(TrainingRun):
             raise UserError("give the model to train (--preset)")
         out.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg
-        audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist, cache)
+        audio = prepare_training_audio(data, out, cfg.sample_rate, tc.sample_length, tc, dist, cache, progress)
         self.sampler = CropSampler(audio.train, tc.sample_length, tc.seed)
         self.val = fixed_crops(audio.val, tc.sample_length, tc.val_crops_per_file) if audio.val else None
         if state:
@@ -159,7 +167,7 @@ def train_vqvae(
     dist = D.setup()
     try:
         cache = Path(cache) if cache else default_cache_dir()
-        run = VQVAERun(data, Path(out), cfg, tc, resume, dist, cache, changes)
+        run = VQVAERun(data, Path(out), cfg, tc, resume, dist, cache, changes, progress)
         return run.fit(progress, postfix=("loss", "sc_db_l0"))
     finally:
         D.cleanup()
