@@ -35,6 +35,7 @@ from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
 from openjukebox.codec.vqvae import decode_chunked, encode_chunked
+from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
@@ -322,10 +323,14 @@ def main() -> None:
         "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs),
         "conditioning": lambda: conditioning_quality(runs, args.clips, args.seconds, args.guidance),
     }
-    report = {name: run() for name, run in parts.items() if not args.only or name in args.only}
-    text = json.dumps(report, indent=1)
-    print(text)
-    Path(args.out or runs / "quality.json").write_text(text)
+    out = Path(args.out or runs / "quality.json")
+    report = {}
+    for name, run in parts.items():
+        if not args.only or name in args.only:
+            report[name] = run()
+            print(json.dumps({name: report[name]}, indent=1), flush=True)
+            with atomic_path(out) as tmp:  # a later part's failure keeps this one
+                Path(tmp).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":
