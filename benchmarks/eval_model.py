@@ -102,15 +102,19 @@ def prior_quality(run: Path) -> dict:
     return {k: round(float(last[k]), 3) for k in keys if k in last}
 
 
-def _real_clips(runs: Path, entries: list[dict], files: list[str], step: int) -> list[tuple]:
-    """(audio, genre, artist) for consecutive clips of ``step`` samples of the listed files."""
+def _real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per_file: int = 8) -> list[tuple]:
+    """(audio, genre, artist) for clips of ``step`` samples of the listed files: consecutive, or
+    ``per_file`` spread evenly over a file that holds more (a long track does not outvote the rest)."""
     paths = {str(Path(p).resolve()) for p in files}
     clips = []
     for e in entries:
         path = str((runs / e["path"]).resolve())
         if path in paths:
             audio = load_audio(path, SR)
-            clips += [(audio[i : i + step], e["genre"], e["artist"]) for i in range(0, max(1, len(audio) - step), step)]
+            starts = range(0, max(1, len(audio) - step), step)
+            if len(starts) > per_file:
+                starts = [starts[round(i * (len(starts) - 1) / (per_file - 1))] for i in range(per_file)]
+            clips += [(audio[i : i + step], e["genre"], e["artist"]) for i in starts]
     return clips
 
 
