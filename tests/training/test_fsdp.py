@@ -99,3 +99,32 @@ def test_fsdp_on_two_processes_is_the_single_process_run_and_resumes_on_one(tone
     assert load_train_state(out / "train_state.pt")["step"] == 12
     assert sorted(p.name for p in (out / "train_state.dcp").iterdir()) == ["step_12"]
     assert [r["step"] for r in read_csv(out / "train.csv")] == [1, 10]  # 11-12 wait for step 20's row
+
+
+def test_a_lora_fine_tune_under_fsdp_is_the_single_process_one_and_resumes_on_one(tones, tmp_path, monkeypatch):
+    """LoRA adapters on the shipped top prior, sharded over 2 gloo ranks: the same losses as one
+    process drawing both ranks' windows, an adapter folder, and a resume without torchrun."""
+    from openjukebox.training.finetune import FinetuneSpec, train_config
+
+    out = tmp_path / "fsdp"
+    args = ["--init-from", "default", "--data", str(tones), "--batch-size", "4", "--steps", "10", "--out", str(out)]
+    args += ["--label-dropout", "0"]  # each rank would draw its own dropout
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*launcher, "-m", "openjukebox", "-q", "train", "prior", *args, "--strategy", "fsdp", "--eval-every", "100"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("adapter written") == 1
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+    _two_ranks_in_one(monkeypatch)
+    spec = FinetuneSpec(str(DEFAULT_MODEL), "lora")
+    tc = dataclasses.replace(train_config(spec, None), steps=10, batch_size=4, eval_every=100, label_dropout=0.0)
+    train_prior(tones, tmp_path / "one", None, VQ, None, tc, progress=False, finetune=spec)
+    fsdp = [r["loss"] for r in read_csv(out / "train.csv")]
+    one = [r["loss"] for r in read_csv(tmp_path / "one" / "train.csv")]
+    assert len(fsdp) == len(one) == 2 and fsdp == pytest.approx(one, rel=1e-4)  # step 1, the mean of steps 1-10
+    sharded, single = (load_file(d / "adapter_model.safetensors") for d in (out, tmp_path / "one"))
+    assert sharded.keys() == single.keys() and all(torch.allclose(v, single[k], atol=1e-5) for k, v in sharded.items())
+    tc12 = dataclasses.replace(tc, steps=12, strategy="fsdp")
+    train_prior(tones, out, None, VQ, None, tc12, resume=True, progress=False, changes={"steps": 12})
+    assert load_train_state(out / "train_state.pt")["step"] == 12

@@ -123,7 +123,7 @@ def train_prior(args: argparse.Namespace) -> int:
                 f"validation: {metrics['bits_per_token']:.3f} bits per token "
                 f"(unigram entropy of the codes: {metrics['unigram_bits']:.3f})"
             )
-        what = "adapter" if spec is not None and spec.mode == "lora" else "model"
+        what = "adapter" if (out / "adapter_config.json").exists() else "model"  # a LoRA run, new or resumed
         print(f"{what} written to {args.out}")
     return 0
 
