@@ -113,3 +113,34 @@ def test_label_dropout_forgets_artist_and_genres_independently_and_reproducibly(
     assert torch.equal(out[:, [0, 1, 2, 6, 7]], y[:, [0, 1, 2, 6, 7]])  # timing and lyrics are kept
     assert abs(no_artist.float().mean() - 0.3) < 0.03 and abs(no_genre.float().mean() - 0.3) < 0.03
     assert abs((no_artist & no_genre).float().mean() - 0.09) < 0.02  # independent
+
+
+def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_files_out(tmp_path, capsys):
+    """A 130 s file: a new prior's song lengths widen past the preset's 120 s to 180 s (whole
+    minutes); a fine-tune keeps its base's range and leaves that file out, saying so."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from openjukebox.models import DEFAULT_MODEL
+    from openjukebox.training.finetune import FinetuneSpec, train_config
+
+    lines = []
+    for i, seconds in enumerate((3, 4, 5, 130, 6)):
+        t = np.arange(int(22050 * seconds)) / 22050
+        sf.write(tmp_path / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 22050)
+        lines.append(json.dumps({"path": f"t{i}.wav", "artist": "a", "genre": "g", "piece": f"p{i}"}))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    vq = DEFAULT_MODEL / "vqvae"
+    assert get_preset("tiny_top").labels.max_duration == 120.0
+    _train(manifest, vq, tmp_path / "new", "tiny_top", 2, steps=1, eval_every=100, batch_size=2)
+    labels = json.loads((tmp_path / "new" / "config.json").read_text())["config"]["labels"]
+    assert (labels["min_duration"], labels["max_duration"]) == (1.0, 180.0)
+    assert "widened to hold every file" in capsys.readouterr().err
+    spec = FinetuneSpec(str(DEFAULT_MODEL), "frozen")
+    tc = dataclasses.replace(train_config(spec, None), steps=1, batch_size=2, eval_every=100)
+    train_prior(manifest, tmp_path / "ft", None, vq, None, tc, progress=False, finetune=spec)
+    err = capsys.readouterr().err
+    assert "left out 1 file(s) outside the model's song lengths (1 s to under 120 s)" in err and "t3.wav" in err

@@ -9,6 +9,7 @@ the conditioning zeroed (the conditioning must help).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -74,11 +75,19 @@ def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) ->
     return forget_labels(y, genre_slots, drop[:, 0], drop[:, 1])
 
 
-def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: Tokenizer | None) -> PriorConfig:
-    """The preset adapted to the VQ-VAE (codes, hop, rate) and to the label and lyric vocabularies."""
+def _fit_config(
+    cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: Tokenizer | None, seconds: list[float]
+) -> PriorConfig:
+    """The preset adapted to the VQ-VAE (codes, hop, rate), to the label and lyric vocabularies,
+    and to the data's song lengths (``seconds``): the timing range widens to hold every track, in
+    whole minutes above and whole seconds below."""
     labels = cfg.labels
     if labels is not None:
         labels = dataclasses.replace(labels, artist_bins=len(vocab.artists), genre_bins=len(vocab.genres))
+        if labels.timing and seconds:
+            lo = min(labels.min_duration, float(math.floor(min(seconds))))
+            hi = max(labels.max_duration, 60.0 * (math.floor(max(seconds) / 60.0) + 1))
+            labels = dataclasses.replace(labels, min_duration=lo, max_duration=hi)
     lyrics = cfg.lyrics
     if lyrics is not None:
         if labels is None:
@@ -99,6 +108,23 @@ def _fit_config(cfg: PriorConfig, level: int, vq, vocab: LabelVocab, tokenizer: 
         labels=labels,
         lyrics=lyrics,
     )
+
+
+def _in_timing_range(tracks: list, cfg: PriorConfig, report: bool) -> list:
+    """The tracks whose length the prior's timing range holds (a fine-tune's or a resumed run's range
+    is fixed; the original skips songs outside it as well); the others are named and left out."""
+    lc = cfg.labels
+    if lc is None or not lc.timing:
+        return tracks
+    keep = [t for t in tracks if lc.min_duration <= t.n_samples / cfg.sample_rate < lc.max_duration]
+    if report and len(keep) < len(tracks):
+        first = next(t.path for t in tracks if t not in keep)
+        print(
+            f"left out {len(tracks) - len(keep)} file(s) outside the model's song lengths "
+            f"({lc.min_duration:g} s to under {lc.max_duration:g} s), e.g. {first}",
+            file=sys.stderr,
+        )
+    return keep
 
 
 def _shape(cfg: PriorConfig) -> tuple:
@@ -178,7 +204,27 @@ class PriorRun(TrainingRun):
                 self.tokenizer = (
                     Tokenizer.from_dict(state["tokenizer"]) if state else _build_tokenizer(audio.train + audio.val)
                 )
-            self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer)
+            seconds = [t.n_samples / vq.config.sample_rate for t in audio.train + audio.val]
+            self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer, seconds)
+            lc, preset = self.cfg.labels, cfg.labels
+            if (
+                not state
+                and lc is not None
+                and (lc.min_duration, lc.max_duration)
+                != (
+                    preset.min_duration,
+                    preset.max_duration,
+                )
+            ):
+                if dist.is_main:
+                    print(
+                        f"song lengths: {lc.min_duration:g} s to under {lc.max_duration:g} s (the preset's "
+                        f"{preset.min_duration:g}-{preset.max_duration:g} s, widened to hold every file)",
+                        file=sys.stderr,
+                    )
+        audio.train, audio.val = (_in_timing_range(ts, self.cfg, dist.is_main) for ts in (audio.train, audio.val))
+        if not audio.train:
+            raise UserError("no training file fits the model's song lengths; see the message above")
         upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
