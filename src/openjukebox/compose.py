@@ -42,7 +42,7 @@ def compose(
     candidates, or ``STOP`` to end the song where it is. The result is in ``out_dir/final``.
     """
     out = Path(out_dir)
-    top = Bundle(model_dir).top
+    top = Bundle(model_dir, sampling.get("adapter")).top  # a wrong adapter is refused before any round
     if seed is None:  # the first round's seed when resuming, else a new one (printed by sample)
         first = out / "round_00" / "codes.codes"
         seed = CodesFile.load(first).extra["sampling"]["seed"] if first.is_file() else secrets.randbelow(2**31)

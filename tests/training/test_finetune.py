@@ -147,3 +147,20 @@ def test_a_resumed_lora_fine_tune_is_the_unbroken_one(new_artist, lora_run, tmp_
     a = load_file(lora_run / "adapter_model.safetensors")
     b = load_file(tmp_path / "b" / "adapter_model.safetensors")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_compose_takes_the_adapter_and_its_new_artist(lora_run, tmp_path):
+    from openjukebox.cli.main import main
+    from openjukebox.codes import CodesFile
+    from openjukebox.compose import compose
+
+    meta = compose(
+        DEFAULT_MODEL, tmp_path / "c", 1.0, 1.0, lambda files: 0, "Claude Debussy", "harp", 2, 3, adapter=lora_run
+    )
+    final = CodesFile.load(tmp_path / "c" / "final" / "codes.codes")
+    assert meta["adapter"] == str(lora_run.resolve()) and meta["mode"] == "upsample"
+    assert final.extra["sampling"]["labels"]["2"][0][3:5] == [5, 6]  # the adapter's ids of the new names
+    with pytest.raises(UserError, match="unknown artist 'Claude Debussy'"):  # without it the name is unknown
+        compose(DEFAULT_MODEL, tmp_path / "d", 1.0, 1.0, lambda files: 0, "Claude Debussy", candidates=2)
+    args = ["compose", "--model", str(DEFAULT_MODEL), "--adapter", str(tmp_path), "--seconds", "1", "--out", "x"]
+    assert main(args) == 2  # not an adapter folder: a one-line error

@@ -199,7 +199,12 @@ def _report_sampled(meta: dict, out) -> None:
 
 def _shared_sampling(args: argparse.Namespace) -> dict:
     """The keyword options ``sample`` and ``compose`` share (main.py's ``_sampling_args``)."""
-    return {"temperature": args.temperature, "guidance": args.guidance, "quantize": args.quantize}
+    return {
+        "temperature": args.temperature,
+        "guidance": args.guidance,
+        "quantize": args.quantize,
+        "adapter": args.adapter,
+    }
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -225,7 +230,6 @@ def sample(args: argparse.Namespace) -> int:
         codes_file=args.codes,
         lyrics_file=args.lyrics,
         alignment_head=args.alignment_head,
-        adapter=args.adapter,
         **_shared_sampling(args),
     )
     _report_sampled(meta, args.out)

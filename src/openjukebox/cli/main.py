@@ -110,6 +110,11 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=A.seed, help="random seed (default: a new one, printed and saved in metadata.json)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     p.add_argument(
+        "--adapter",
+        help="a LoRA adapter folder (`train prior --init-from ... --finetune lora`) made for a prior of --model; "
+        "it is merged into that prior, which then also takes the new artists and genres",
+    )
+    p.add_argument(
         "--quantize",
         choices=["none", "int8"],
         default="none",
@@ -201,11 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
     )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
-    smp.add_argument(
-        "--adapter",
-        help="a LoRA adapter folder (`train prior --init-from ... --finetune lora`) made for a prior of --model; "
-        "it is merged into that prior, which then also takes the new artists and genres",
-    )
 
     cmp = _add(sub, "compose", C.compose, help="co-compose: pick among candidate continuations, then upsample")
     _sampling_args(cmp)
