@@ -110,6 +110,16 @@ def _fit_config(
     )
 
 
+def _say_if_widened(preset: PriorConfig, fitted: PriorConfig) -> None:
+    a, b = preset.labels, fitted.labels
+    if a is not None and (a.min_duration, a.max_duration) != (b.min_duration, b.max_duration):
+        print(
+            f"song lengths: {b.min_duration:g} s to under {b.max_duration:g} s (the preset's "
+            f"{a.min_duration:g}-{a.max_duration:g} s, widened to hold every file)",
+            file=sys.stderr,
+        )
+
+
 def _in_timing_range(tracks: list, cfg: PriorConfig, report: bool) -> list:
     """The tracks whose length the prior's timing range holds (a fine-tune's or a resumed run's range
     is fixed; the original skips songs outside it as well); the others are named and left out."""
@@ -206,22 +216,8 @@ class PriorRun(TrainingRun):
                 )
             seconds = [t.n_samples / vq.config.sample_rate for t in audio.train + audio.val]
             self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer, seconds)
-            lc, preset = self.cfg.labels, cfg.labels
-            if (
-                not state
-                and lc is not None
-                and (lc.min_duration, lc.max_duration)
-                != (
-                    preset.min_duration,
-                    preset.max_duration,
-                )
-            ):
-                if dist.is_main:
-                    print(
-                        f"song lengths: {lc.min_duration:g} s to under {lc.max_duration:g} s (the preset's "
-                        f"{preset.min_duration:g}-{preset.max_duration:g} s, widened to hold every file)",
-                        file=sys.stderr,
-                    )
+            if not state and dist.is_main:
+                _say_if_widened(cfg, self.cfg)
         audio.train, audio.val = (_in_timing_range(ts, self.cfg, dist.is_main) for ts in (audio.train, audio.val))
         if not audio.train:
             raise UserError("no training file fits the model's song lengths; see the message above")
