@@ -303,6 +303,7 @@ def sample(
         label_seconds=label_seconds,
         lyrics=songs,
         fast=fast,
+        hop_lengths=bundle.hop_lengths,
     )
     for bar in bars.values():
         bar.close()

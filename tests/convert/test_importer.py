@@ -187,3 +187,41 @@ def test_a_release_folder_becomes_ready_to_sample_bundles(tmp_path):
     assert not (tmp_path / "out" / "5b").exists()  # no 5b top prior in this release folder
     with pytest.raises(ConversionError, match="has no 5b/vqvae.pth.tar"):
         import_release(tmp_path / "out", tmp_path / "again", ids=None)
+
+
+def test_an_imported_official_prior_fine_tunes_with_lora_and_samples_its_new_artist(imported, tmp_path):
+    """End to end on the original's tiny top prior (imported without id lists): a LoRA fine-tune
+    on a new artist, then a top-level song with the adapter, in a bundle of the imported models."""
+    import dataclasses
+    import shutil
+
+    import soundfile as sf
+
+    from openjukebox.api import sample
+    from openjukebox.training.finetune import FinetuneSpec, train_config
+    from openjukebox.training.prior import train_prior
+
+    lines = []
+    for i, f in enumerate((196, 262, 330, 392)):  # 20 s: the model times songs from 17.84 s
+        t = np.arange(22050 * 20) / 22050
+        sf.write(tmp_path / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), 22050)
+        lines.append(json.dumps({"path": f"t{i}.wav", "artist": "Ada Lovelace", "genre": "harp", "piece": f"p{i}"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    base = imported / "prior_top_single"
+    spec = FinetuneSpec(str(base), "lora", lora_rank=4, lora_alpha=8)
+    tc = dataclasses.replace(train_config(spec, None), steps=2, batch_size=2, eval_every=100)
+    train_prior(
+        tmp_path / "m.jsonl", tmp_path / "ft", None, imported / "vqvae", None, tc, progress=False, finetune=spec
+    )
+    adapter = json.loads((tmp_path / "ft" / "adapter.json").read_text())
+    artist_bins = load_prior(base)[0].cfg.labels.artist_bins
+    assert adapter["new_artists"] == ["ada lovelace"] and adapter["vocab"]["artists"] == {"ada lovelace": artist_bins}
+    bundle = tmp_path / "bundle"
+    shutil.copytree(imported / "vqvae", bundle / "vqvae")
+    shutil.copytree(base, bundle / "prior_level_2")
+    meta = sample(
+        bundle, tmp_path / "song", 1.0, "Ada Lovelace", "harp", seed=0, label_seconds=20.0, adapter=tmp_path / "ft"
+    )
+    assert meta["labels"]["2"][0][3] == artist_bins  # the new artist's row, after the model's own
+    audio, sr = sf.read(meta["files"][2][0])
+    assert sr == 22050 and len(audio) >= 22050 and np.abs(audio).max() > 0

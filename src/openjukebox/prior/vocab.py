@@ -171,11 +171,11 @@ class OfficialVocab:
         artists, genres = dict(self.artists), dict(self.genres)
         for e in entries:
             if e.get("artist") and self.artist_key(e["artist"]) not in artists:
-                artists[self.artist_key(e["artist"])] = max(artist_bins - 1, *artists.values()) + 1
+                artists[self.artist_key(e["artist"])] = max([artist_bins - 1, *artists.values()]) + 1
             for name in e.get("genre") if isinstance(e.get("genre"), (list, tuple)) else [e.get("genre")]:
                 for key in self.genre_keys(name) if name else []:
                     if key not in genres:
-                        genres[key] = max(genre_bins - 1, *genres.values()) + 1
+                        genres[key] = max([genre_bins - 1, *genres.values()]) + 1
         return OfficialVocab(self.version, artists, genres)
 
     @property

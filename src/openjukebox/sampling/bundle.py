@@ -57,6 +57,8 @@ class Bundle:
             for lv, doc in docs.items()
         }
         self.label_dropout = {lv: float(doc.get("label_dropout") or 0.0) for lv, doc in docs.items()}
+        vq_doc = read_model_config(self.vqvae_dir, "vqvae")
+        self.hop_lengths = parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict).hop_lengths
         top = max(self.configs)
         if sorted(self.configs) != list(range(min(self.configs), top + 1)):
             raise UserError(

@@ -64,6 +64,7 @@ def sample_song(
     label_seconds: float | None = None,
     lyrics: list[SongLyrics] | None = None,
     fast: bool = True,
+    hop_lengths: tuple[int, ...] | None = None,
 ) -> CodesFile:
     """Sample ``n`` songs' codes from the top level down to ``lowest`` (default: all levels).
 
@@ -79,7 +80,8 @@ def sample_song(
     ``label_seconds`` is the song length the timing labels announce (default ``seconds``): longer
     when a song is written in several passes, as the co-composer does. ``lyrics``: one per song,
     for a top prior conditioned on lyrics. ``fast=False`` samples through the reference per-token
-    path (for comparisons).
+    path (for comparisons). ``hop_lengths``: the codec's hop of every level, recorded with the codes
+    (default: the priors' hops, which then must start at level 0).
     """
     label_seconds = seconds if label_seconds is None else label_seconds
     check_duration(configs, label_seconds)
@@ -111,7 +113,9 @@ def sample_song(
     }
     state = _resume_state(state_path, run)
     codes = {**given, **(state.codes if state else {})}  # what a saved run sampled supersedes the prompt
-    hops = tuple(configs[lv].hop_length for lv in sorted(configs))
+    if hop_lengths is None and min(configs) != 0:
+        raise ValueError("the priors start above level 0: give the codec's hop_lengths")
+    hops = hop_lengths or tuple(configs[lv].hop_length for lv in sorted(configs))
     sr = configs[levels[0]].sample_rate
 
     def write() -> None:
