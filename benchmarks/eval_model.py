@@ -328,7 +328,8 @@ def main() -> None:
         "conditioning": lambda: conditioning_quality(runs, args.clips, args.seconds, args.guidance),
     }
     out = Path(args.out or runs / "quality.json")
-    report = {}
+    # with --only, the parts measured are merged into an existing report (rerun a failed part alone)
+    report = json.loads(out.read_text()) if args.only and out.exists() else {}
     for name, run in parts.items():
         if not args.only or name in args.only:
             report[name] = run()

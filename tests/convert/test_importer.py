@@ -205,23 +205,31 @@ def test_an_imported_official_prior_fine_tunes_with_lora_and_samples_its_new_art
     for i, f in enumerate((196, 262, 330, 392)):  # 20 s: the model times songs from 17.84 s
         t = np.arange(22050 * 20) / 22050
         sf.write(tmp_path / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), 22050)
-        lines.append(json.dumps({"path": f"t{i}.wav", "artist": "Ada Lovelace", "genre": "harp", "piece": f"p{i}"}))
+        artist = "Ada Lovelace" if i else "Frank Sinatra"
+        lines.append(json.dumps({"path": f"t{i}.wav", "artist": artist, "genre": "pop", "piece": f"p{i}"}))
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    base = imported / "prior_top_single"
-    spec = FinetuneSpec(str(base), "lora", lora_rank=4, lora_alpha=8)
+    spec = FinetuneSpec(str(imported / "prior_top_single"), "lora", lora_rank=4, lora_alpha=8)
     tc = dataclasses.replace(train_config(spec, None), steps=2, batch_size=2, eval_every=100)
-    train_prior(
-        tmp_path / "m.jsonl", tmp_path / "ft", None, imported / "vqvae", None, tc, progress=False, finetune=spec
-    )
-    adapter = json.loads((tmp_path / "ft" / "adapter.json").read_text())
+    with pytest.raises(ValueError, match="imported without the original's artist and genre ids"):
+        train_prior(tmp_path / "m.jsonl", tmp_path / "x", None, imported / "vqvae", None, tc, finetune=spec)
+    ids = tmp_path / "ids"
+    ids.mkdir()
+    (ids / "v3_artist_ids.txt").write_text("unknown;0\nfrank sinatra;1\n")
+    (ids / "v3_genre_ids.txt").write_text("unknown;0\npop;1\n")
+    base = tmp_path / "prior_top_single"
+    args = ["-q", "import-openai", str(OPENAI / "prior_top_single.pth.tar"), "--vqvae", str(imported / "vqvae")]
+    assert main([*args, "--ids", str(ids), "--out", str(base)]) == 0
+    spec = dataclasses.replace(spec, init_from=str(base))
+    ft = tmp_path / "ft"
+    train_prior(tmp_path / "m.jsonl", ft, None, imported / "vqvae", None, tc, progress=False, finetune=spec)
+    adapter = json.loads((ft / "adapter.json").read_text())
     artist_bins = load_prior(base)[0].cfg.labels.artist_bins
-    assert adapter["new_artists"] == ["ada lovelace"] and adapter["vocab"]["artists"] == {"ada lovelace": artist_bins}
+    assert adapter["new_artists"] == ["ada lovelace"] and adapter["new_genres"] == []  # Sinatra and pop: known
+    assert adapter["vocab"]["artists"] == {"unknown": 0, "frank sinatra": 1, "ada lovelace": artist_bins}
     bundle = tmp_path / "bundle"
     shutil.copytree(imported / "vqvae", bundle / "vqvae")
     shutil.copytree(base, bundle / "prior_level_2")
-    meta = sample(
-        bundle, tmp_path / "song", 1.0, "Ada Lovelace", "harp", seed=0, label_seconds=20.0, adapter=tmp_path / "ft"
-    )
-    assert meta["labels"]["2"][0][3] == artist_bins  # the new artist's row, after the model's own
+    meta = sample(bundle, tmp_path / "song", 1.0, "Ada Lovelace", "pop", seed=0, label_seconds=20.0, adapter=ft)
+    assert meta["labels"]["2"][0][3:5] == [artist_bins, 1]  # the new artist's row after the model's own; pop
     audio, sr = sf.read(meta["files"][2][0])
     assert sr == 22050 and len(audio) >= 22050 and np.abs(audio).max() > 0

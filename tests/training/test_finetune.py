@@ -149,7 +149,7 @@ def test_a_resumed_lora_fine_tune_is_the_unbroken_one(new_artist, lora_run, tmp_
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_compose_takes_the_adapter_and_its_new_artist(lora_run, tmp_path):
+def test_compose_takes_the_adapter_and_its_new_artist(lora_run, tmp_path, capsys):
     from openjukebox.cli.main import main
     from openjukebox.codes import CodesFile
     from openjukebox.compose import compose
@@ -164,3 +164,4 @@ def test_compose_takes_the_adapter_and_its_new_artist(lora_run, tmp_path):
         compose(DEFAULT_MODEL, tmp_path / "d", 1.0, 1.0, lambda files: 0, "Claude Debussy", candidates=2)
     args = ["compose", "--model", str(DEFAULT_MODEL), "--adapter", str(tmp_path), "--seconds", "1", "--out", "x"]
     assert main(args) == 2  # not an adapter folder: a one-line error
+    assert "adapter" in capsys.readouterr().err

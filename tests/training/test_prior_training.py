@@ -130,7 +130,8 @@ def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_fil
     for i, seconds in enumerate((3, 4, 5, 130, 6)):
         t = np.arange(int(22050 * seconds)) / 22050
         sf.write(tmp_path / f"t{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), 22050)
-        lines.append(json.dumps({"path": f"t{i}.wav", "artist": "a", "genre": "g", "piece": f"p{i}"}))
+        artist = "Only Long" if seconds > 120 else "a"  # a name found only in the file a fine-tune leaves out
+        lines.append(json.dumps({"path": f"t{i}.wav", "artist": artist, "genre": "g", "piece": f"p{i}"}))
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     vq = DEFAULT_MODEL / "vqvae"
@@ -144,3 +145,8 @@ def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_fil
     train_prior(manifest, tmp_path / "ft", None, vq, None, tc, progress=False, finetune=spec)
     err = capsys.readouterr().err
     assert "left out 1 file(s) outside the model's song lengths (1 s to under 120 s)" in err and "t3.wav" in err
+    assert "t3.wav\toutside the model's song lengths" in (tmp_path / "ft" / "skipped.txt").read_text()
+    split = json.loads((tmp_path / "ft" / "split.json").read_text())
+    assert not any("t3.wav" in p for p in split["train"] + split["validation"])
+    artists = json.loads((tmp_path / "ft" / "config.json").read_text())["vocab"]["artists"]
+    assert "a" in artists and "only_long" not in artists  # no untrained row for a name it never trained on

@@ -130,6 +130,12 @@ def extend_labels(prior: Prior, doc: dict, entries: list[dict], init: str):
     vocab = vocab_from_dict(doc["vocab"])
     lc = prior.cfg.labels
     if isinstance(vocab, OfficialVocab):
+        if not vocab.artists or not vocab.genres:  # every name would look new, and the old ones unknown
+            raise UserError(
+                "--init-from was imported without the original's artist and genre ids, so the names of the data "
+                "cannot be matched to the model's own; import it again with --ids (the data/ids folder of the "
+                "original repository)"
+            )
         grown = vocab.extend(entries, lc.artist_bins, lc.genre_bins)
         sizes = max(grown.sizes[0], lc.artist_bins), max(grown.sizes[1], lc.genre_bins)
         new = [sorted(set(grown.artists) - set(vocab.artists)), sorted(set(grown.genres) - set(vocab.genres))]

@@ -9,6 +9,7 @@ the conditioning zeroed (the conditioning must help).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -120,21 +121,30 @@ def _say_if_widened(preset: PriorConfig, fitted: PriorConfig) -> None:
         )
 
 
-def _in_timing_range(tracks: list, cfg: PriorConfig, report: bool) -> list:
-    """The tracks whose length the prior's timing range holds (a fine-tune's or a resumed run's range
-    is fixed; the original skips songs outside it as well); the others are named and left out."""
+def _in_timing_range(audio, cfg: PriorConfig, out: Path, report: bool) -> None:
+    """Leave out the files whose length a fixed timing range (a fine-tune's, a resumed run's) does
+    not hold, as the original does: named in one message, added to ``skipped.txt`` and dropped
+    from ``split.json``. (A new prior's range is fitted to hold every file.)"""
     lc = cfg.labels
     if lc is None or not lc.timing:
-        return tracks
-    keep = [t for t in tracks if lc.min_duration <= t.n_samples / cfg.sample_rate < lc.max_duration]
-    if report and len(keep) < len(tracks):
-        first = next(t.path for t in tracks if t not in keep)
+        return
+    fits = lambda t: lc.min_duration <= t.n_samples / cfg.sample_rate < lc.max_duration  # noqa: E731
+    left = [t for t in audio.train + audio.val if not fits(t)]
+    if not left:
+        return
+    audio.train, audio.val = [t for t in audio.train if fits(t)], [t for t in audio.val if fits(t)]
+    span = f"{lc.min_duration:g} s to under {lc.max_duration:g} s"
+    if report:
         print(
-            f"left out {len(tracks) - len(keep)} file(s) outside the model's song lengths "
-            f"({lc.min_duration:g} s to under {lc.max_duration:g} s), e.g. {first}",
+            f"left out {len(left)} file(s) outside the model's song lengths ({span}), e.g. {left[0].path}",
             file=sys.stderr,
         )
-    return keep
+        with open(out / "skipped.txt", "a") as f:
+            f.writelines(f"{t.path}\toutside the model's song lengths ({span})\n" for t in left)
+        split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
+        (out / "split.json").write_text(json.dumps(split, indent=1))
+    if not audio.train:
+        raise UserError(f"no training file fits the model's song lengths ({span}); give songs of those lengths")
 
 
 def _shape(cfg: PriorConfig) -> tuple:
@@ -202,6 +212,8 @@ class PriorRun(TrainingRun):
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
         audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache, progress)
+        if state or base is not None:  # a range fixed before the data: names are counted after it
+            _in_timing_range(audio, cfg, out, dist.is_main)
         metas = [t.meta for t in audio.train + audio.val]
         self.tokenizer = None
         if base is not None:  # a fine-tune: the base's vocabularies, with the data's new names appended
@@ -218,9 +230,6 @@ class PriorRun(TrainingRun):
             self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer, seconds)
             if not state and dist.is_main:
                 _say_if_widened(cfg, self.cfg)
-        audio.train, audio.val = (_in_timing_range(ts, self.cfg, dist.is_main) for ts in (audio.train, audio.val))
-        if not audio.train:
-            raise UserError("no training file fits the model's song lengths; see the message above")
         upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
