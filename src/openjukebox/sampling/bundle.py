@@ -58,7 +58,8 @@ class Bundle:
         }
         self.label_dropout = {lv: float(doc.get("label_dropout") or 0.0) for lv, doc in docs.items()}
         vq_doc = read_model_config(self.vqvae_dir, "vqvae")
-        self.hop_lengths = parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict).hop_lengths
+        self.vqvae_config = parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict)
+        self.hop_lengths = self.vqvae_config.hop_lengths
         top = max(self.configs)
         if sorted(self.configs) != list(range(min(self.configs), top + 1)):
             raise UserError(
@@ -94,9 +95,8 @@ class Bundle:
     def check(self) -> None:
         """Check every model of the bundle before any work: each weights file complete, with every
         tensor the config needs in the right shape (from the files' headers; nothing is loaded)."""
-        vq_doc = read_model_config(self.vqvae_dir, "vqvae")
         with torch.device("meta"):
-            check_weights(self.vqvae_dir, VQVAE(parse_config(self.vqvae_dir, vq_doc, VQVAEConfig.from_dict)))
+            check_weights(self.vqvae_dir, VQVAE(self.vqvae_config))
             for lv, cfg in self.base_configs.items():
                 prior = build_prior(cfg)
                 check_weights(self.prior_dirs[lv], prior)

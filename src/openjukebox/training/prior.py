@@ -9,7 +9,6 @@ the conditioning zeroed (the conditioning must help).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ from . import distributed as D
 from . import finetune as FT
 from .code_windows import CodeWindows, encode_tracks
 from .loop import TrainConfig, TrainingRun, open_run, resume_config
-from .vqvae import prepare_training_audio
+from .vqvae import prepare_training_audio, write_split
 
 _TINY = TrainConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100)
 _TOP = dataclasses.replace(_TINY, label_dropout=0.2)  # top priors: guidance-ready
@@ -141,8 +140,7 @@ def _in_timing_range(audio, cfg: PriorConfig, out: Path, report: bool) -> None:
         )
         with open(out / "skipped.txt", "a") as f:
             f.writelines(f"{t.path}\toutside the model's song lengths ({span})\n" for t in left)
-        split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
-        (out / "split.json").write_text(json.dumps(split, indent=1))
+        write_split(out, audio)
     if not audio.train:
         raise UserError(f"no training file fits the model's song lengths ({span}); give songs of those lengths")
 

@@ -62,6 +62,12 @@ def evaluate(model: VQVAE, crops: torch.Tensor, bw: Bandwidth, batch_size: int) 
     return out
 
 
+def write_split(out: Path, audio: AudioSet) -> None:
+    """``split.json``: the run's training and validation files."""
+    split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+
+
 def prepare_training_audio(
     data,
     out: Path,
@@ -78,8 +84,7 @@ def prepare_training_audio(
         bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file", disable=not progress)  # noqa: E731
         audio = prepare_audio(data, sample_rate, cache / "audio", progress=bar, **kw)
         (out / "skipped.txt").write_text("".join(f"{p}\t{r}\n" for p, r in audio.skipped))
-        split = {"train": [t.path for t in audio.train], "validation": [t.path for t in audio.val]}
-        (out / "split.json").write_text(json.dumps(split, indent=1))
+        write_split(out, audio)
         print(f"data: {audio.summary()}", file=sys.stderr)
         for p, r in audio.skipped[:10]:
             print(f"  skipped {p}: {r}", file=sys.stderr)
