@@ -24,7 +24,10 @@ from openjukebox.training.finetune import FinetuneSpec, train_config
 from openjukebox.training.prior import train_prior
 
 BASE = DEFAULT_MODEL / "prior_level_2"
-OLD = ["unknown", "johann_sebastian_bach", "joseph_haydn", "ludwig_van_beethoven", "wolfgang_amadeus_mozart"]
+_VOCAB = load_prior(BASE)[1]
+OLD = list(_VOCAB.artists.names)  # the shipped model's artists, "unknown" first
+A, G = len(OLD), len(_VOCAB.genres.names)  # the rows a new artist and a new genre get
+HAYDN, PIANO = _VOCAB.artist_id("Joseph Haydn"), _VOCAB.genre_ids("piano", 1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +79,12 @@ def test_new_names_are_appended_and_old_rows_and_logits_stay():
     grown = vocab.extend([{"artist": "Claude Debussy", "genre": "harp"}, {"artist": "Joseph Haydn"}])
     assert grown.artists.names == (*OLD, "claude_debussy") and grown.genres.names[-1] == "harp"
     assert all(grown.artist_id(n) == vocab.artist_id(n) for n in OLD[1:])
-    big = grow_labels(prior.float(), 6, 7, "mean")
+    big = grow_labels(prior.float(), A + 1, G + 1, "mean")
     old_a, new_a = prior.labels.artist_emb.weight, big.labels.artist_emb.weight
-    assert torch.equal(new_a[:5], old_a) and torch.equal(big.labels.genre_emb.weight[:6], prior.labels.genre_emb.weight)
-    assert torch.allclose(new_a[5], old_a[1:].mean(0))
-    assert torch.equal(grow_labels(prior, 6, 6, "unknown").labels.artist_emb.weight[5], old_a[0])
-    y = _rows(prior, 2, 3)  # an old artist and genre: the same logits from the grown model
+    assert torch.equal(new_a[:A], old_a) and torch.equal(big.labels.genre_emb.weight[:G], prior.labels.genre_emb.weight)
+    assert torch.allclose(new_a[A], old_a[1:].mean(0))
+    assert torch.equal(grow_labels(prior, A + 1, G, "unknown").labels.artist_emb.weight[A], old_a[0])
+    y = _rows(prior, HAYDN, PIANO)  # an old artist and genre: the same logits from the grown model
     assert torch.equal(_logits(prior.float(), y), _logits(big, y))
 
 
@@ -102,18 +105,19 @@ def test_lora_adapter_learns_a_new_artist_and_the_bundle_samples_old_and_new_nam
     merged = apply_adapter(base, lora_run)
     wrapped = apply_adapter(load_prior(BASE)[0], lora_run, merge=False)
     assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k)  # it trained
-    for y in (_rows(base, 5, 6), _rows(base, 2, 3)):  # new and old names
+    for y in (_rows(base, A, G), _rows(base, HAYDN, PIANO)):  # new and old names
         assert torch.allclose(_logits(merged, y), _logits(wrapped, y), atol=1e-4)
-    assert not torch.allclose(_logits(merged, _rows(base, 2, 3)), _logits(base.float(), _rows(base, 2, 3)))
+    old = _rows(base, HAYDN, PIANO)
+    assert not torch.allclose(_logits(merged, old), _logits(base.float(), old))
     bundle = Bundle(DEFAULT_MODEL, lora_run)
     bundle.check()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rows = bundle.labels(1, "Claude Debussy", "harp")
-    assert rows[2][0, 3:5].tolist() == [5, 6] and rows[1][0, 3:5].tolist() == [0, -1]  # upsamplers: unknown
+    assert rows[2][0, 3:5].tolist() == [A, G] and rows[1][0, 3:5].tolist() == [0, -1]  # upsamplers: unknown
     said = sorted(str(w.message)[:42] for w in caught)
     assert said == [f"level {lv} does not know the artist and genre" for lv in (0, 1)]
-    assert bundle.labels(1, "Joseph Haydn", "piano")[2][0, 3:5].tolist() == [2, 3]
+    assert bundle.labels(1, "Joseph Haydn", "piano")[2][0, 3:5].tolist() == [HAYDN, PIANO]
     with pytest.raises(UserError, match="unknown artist 'Claude Debussy'"):
         Bundle(DEFAULT_MODEL).labels(1, "Claude Debussy", None)
     assert torch.equal(bundle.load_prior(2).x_emb.weight, merged.x_emb.weight)
@@ -159,7 +163,7 @@ def test_compose_takes_the_adapter_and_its_new_artist(lora_run, tmp_path, capsys
     )
     final = CodesFile.load(tmp_path / "c" / "final" / "codes.codes")
     assert meta["adapter"] == str(lora_run.resolve()) and meta["mode"] == "upsample"
-    assert final.extra["sampling"]["labels"]["2"][0][3:5] == [5, 6]  # the adapter's ids of the new names
+    assert final.extra["sampling"]["labels"]["2"][0][3:5] == [A, G]  # the adapter's ids of the new names
     with pytest.raises(UserError, match="unknown artist 'Claude Debussy'"):  # without it the name is unknown
         compose(DEFAULT_MODEL, tmp_path / "d", 1.0, 1.0, lambda files: 0, "Claude Debussy", candidates=2)
     args = ["compose", "--model", str(DEFAULT_MODEL), "--adapter", str(tmp_path), "--seconds", "1", "--out", "x"]

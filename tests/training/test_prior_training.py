@@ -140,7 +140,10 @@ def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_fil
     labels = json.loads((tmp_path / "new" / "config.json").read_text())["config"]["labels"]
     assert (labels["min_duration"], labels["max_duration"]) == (1.0, 180.0)
     assert "widened to hold every file" in capsys.readouterr().err
-    spec = FinetuneSpec(str(DEFAULT_MODEL), "frozen")
+    short = tmp_path / "short.jsonl"  # the same files but the long one: a base of 1 s to under 120 s
+    short.write_text("\n".join(line for line in lines if "Only Long" not in line) + "\n")
+    _train(short, vq, tmp_path / "base", "tiny_top", 2, steps=1, eval_every=100, batch_size=2)
+    spec = FinetuneSpec(str(tmp_path / "base"), "frozen")
     tc = dataclasses.replace(train_config(spec, None), steps=1, batch_size=2, eval_every=100)
     train_prior(manifest, tmp_path / "ft", None, vq, None, tc, progress=False, finetune=spec)
     err = capsys.readouterr().err
