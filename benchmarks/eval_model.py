@@ -3,7 +3,7 @@
     pip install -e '.[eval]'
     python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3] [--out WORK/quality.json]
 
-WORK is the folder of ``recipes/default_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
+WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
 their held-out split and val.csv), bundle/, all.jsonl. Prints and writes:
 - VQ-VAE spectral convergence and log-STFT distance per level on the held-out tracks, and on the
   held-out real recordings alone (dB, lower is better);

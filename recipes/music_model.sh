@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The next shipped model, built in resumable stages on a CPU (or a GPU where one is lent):
-#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top up1 up0 bundle (default all)
+# The shipped model (src/openjukebox/models/default), built in resumable stages on a CPU (or a GPU):
+#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top up1 up0 bundle (default all), ship
+# (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
+# The defaults are the shipped model's steps (VQVAE_STEPS, TOP_STEPS, UP1_STEPS, UP0_STEPS).
 # Needs: pip install -e '.[data]' && pip install --no-deps tinysoundfont, and the game music:
 #   apt-get install wesnoth-1.16-music warzone2100-music
 # Data: 4 composers x 10 pieces x 4 instrument sets (30 s each), 24 sung chorales (45 s), and
@@ -10,7 +12,8 @@
 # Measured on 2 CPU cores, one torch thread per job (OMP_NUM_THREADS=1): the VQ-VAE (`small`) at
 # ~3.5 s per step, its held-out real recordings past -15 / -8 / -4 dB by step 1,000; encoding the
 # 7.7 hours into codes ~18 min per level (cached, shared by the priors); the priors at ~1-2 steps
-# per second each with three running side by side (top up1 up0 as three commands at once).
+# per second each with three running side by side (top up1 up0 as three commands at once), about
+# 2 h 15 min each to the shipped model's steps.
 set -euo pipefail
 WORK=${1:-runs/music_model}
 shift || true
@@ -62,17 +65,17 @@ PY
         [ -f "$WORK/chorales_test/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_test" --skip 24 \
             --limit 10 --uneven --max-seconds 45
         ;;
-    vqvae) train vqvae "$WORK/vqvae" "${VQVAE_STEPS:-6000}" --data "$WORK/all.jsonl" --preset small ;;
+    vqvae) train vqvae "$WORK/vqvae" "${VQVAE_STEPS:-1052}" --data "$WORK/all.jsonl" --preset small ;;
     top)
-        train prior "$WORK/top" "${TOP_STEPS:-8000}" --level 2 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+        train prior "$WORK/top" "${TOP_STEPS:-10730}" --level 2 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_top_lyrics --eval-every 500
         ;;
     up1)
-        train prior "$WORK/up1" "${UP_STEPS:-6000}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+        train prior "$WORK/up1" "${UP1_STEPS:-10737}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_1 --eval-every 500
         ;;
     up0)
-        train prior "$WORK/up0" "${UP_STEPS:-6000}" --level 0 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
+        train prior "$WORK/up0" "${UP0_STEPS:-10443}" --level 0 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_0 --eval-every 500
         ;;
     bundle)
@@ -83,6 +86,24 @@ PY
         echo "bundle ready: $WORK/bundle; measure it with:"
         echo "  python benchmarks/eval_model.py --runs $WORK --lyrics-songs $WORK/chorales_test/manifest.jsonl"
         ;;
-    *) echo "unknown stage $stage (data testset vqvae top up1 up0 bundle)" >&2; exit 2 ;;
+    ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
+        python - "$WORK" src/openjukebox/models/default <<'PY'
+import json, shutil, sys
+from pathlib import Path
+work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+if not (work / "quality.json").is_file():
+    sys.exit(f"measure the bundle first: python benchmarks/eval_model.py --runs {work} (writes {work}/quality.json)")
+for part in ("vqvae", "prior_level_2", "prior_level_1", "prior_level_0"):
+    (dest / part).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "bundle" / part / "model.safetensors", dest / part / "model.safetensors")
+    doc = json.loads((work / "bundle" / part / "config.json").read_text())
+    if "vqvae" in doc:  # the bundle's own VQ-VAE, not a folder of the machine that trained it
+        doc["vqvae"]["path"] = "vqvae"
+    (dest / part / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
+shutil.copyfile(work / "quality.json", dest / "quality.json")
+print(f"shipped {work}/bundle to {dest}; update {dest}/MODEL_CARD.md from {dest}/quality.json")
+PY
+        ;;
+    *) echo "unknown stage $stage (data testset vqvae top up1 up0 bundle ship)" >&2; exit 2 ;;
     esac
 done

@@ -155,7 +155,7 @@ def test_the_shipped_model_samples_every_level_without_model(tmp_path):
     from openjukebox.models import DEFAULT_MODEL
 
     if not (DEFAULT_MODEL / "prior_level_2" / "model.safetensors").exists():
-        pytest.fail(f"the default model is missing from {DEFAULT_MODEL}; build it with recipes/default_model.sh")
+        pytest.fail(f"the default model is missing from {DEFAULT_MODEL}; build it with recipes/music_model.sh")
     lyrics = Path(__file__).parents[2] / "examples" / "chorale.txt"
     out = tmp_path / "song"
     args = ["-q", "sample", "--seconds", "1", "--genre", "sung chorale", "--lyrics", str(lyrics), "--out", str(out)]
