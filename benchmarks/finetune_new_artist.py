@@ -1,12 +1,14 @@
 """Teach the shipped model a composer it never heard, with a LoRA adapter, and check that it took.
 
     pip install -e '.[eval]' peft
-    openjukebox data scores --out WORK/scores --composers bach beethoven mozart haydn handel \\
+    openjukebox data scores --out WORK/scores --composers bach beethoven mozart haydn palestrina \\
         --per-composer 4 --sets piano strings organ guitar --max-seconds 30
-    python benchmarks/finetune_new_artist.py --scores WORK/scores --new handel --out WORK/ft
+    python benchmarks/finetune_new_artist.py --scores WORK/scores --new palestrina --out WORK/ft \\
+        --steps 200 --replay 4
 
 The shipped model knows Bach, Beethoven, Haydn and Mozart on piano, strings, organ and guitar
-(the same renderings as here). Steps, each timed (wall clock, the threads torch uses):
+(these renderings among its training data), and never heard Palestrina. Steps, each timed (wall
+clock, the threads torch uses):
 1. ``train prior --init-from default --finetune lora`` on the new composer's pieces (their
    held-out split kept apart), with ``--replay N`` tracks of each known composer beside them so
    that "unknown" (what guidance contrasts with) and the old names stay as they were: the new name
@@ -91,7 +93,7 @@ def label_losses(run: Path, scores: Path, entries: list[dict], new: str) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", type=Path, required=True, help="folder written by `openjukebox data scores`")
-    ap.add_argument("--new", default="handel", help="the composer (manifest prefix) the shipped model never heard")
+    ap.add_argument("--new", default="palestrina", help="the composer (manifest prefix) the shipped model never heard")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--clips", type=int, default=2, help="clips per (composer, instrument set) request")
