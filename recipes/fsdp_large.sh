@@ -3,7 +3,7 @@
 # one machine: the check that sharded training runs where it is meant to run.
 #   bash recipes/fsdp_large.sh WORK_DIR [PRESET] [STEPS]      (default: prior_5b, 300 steps)
 # It prints the memory plan first, trains on rendered scores (the codes of the shipped VQ-VAE, so the
-# preset is fitted to its 64 codes at 22.05 kHz), then resumes the sharded checkpoint for 10 more
+# preset is fitted to its 512 codes at 22.05 kHz), then resumes the sharded checkpoint for 10 more
 # steps. Needs: pip install -e '.[data]' && pip install --no-deps tinysoundfont.
 # Dry run on CPU (2 gloo processes, a tiny preset):  NPROC=2 bash recipes/fsdp_large.sh /tmp/x tiny_top 4
 set -euo pipefail

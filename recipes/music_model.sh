@@ -15,6 +15,10 @@
 # per second each with three running side by side (top up1 up0 as three commands at once), about
 # 2 h 15 min each to the shipped model's steps.
 set -euo pipefail
+if [ -n "${UP_STEPS:-}" ]; then
+    echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
+    exit 2
+fi
 WORK=${1:-runs/music_model}
 shift || true
 STAGES=${*:-data testset vqvae top up1 up0 bundle}
@@ -87,13 +91,21 @@ PY
         echo "  python benchmarks/eval_model.py --runs $WORK --lyrics-songs $WORK/chorales_test/manifest.jsonl"
         ;;
     ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
-        python - "$WORK" src/openjukebox/models/default <<'PY'
+        python - "$WORK" "$(dirname "$0")/../src/openjukebox/models/default" <<'PY'
 import json, shutil, sys
 from pathlib import Path
-work, dest = Path(sys.argv[1]), Path(sys.argv[2])
+work, dest = Path(sys.argv[1]), Path(sys.argv[2]).resolve()
+parts = ("vqvae", "prior_level_2", "prior_level_1", "prior_level_0")
+missing = [str(work / "bundle" / p / f) for p in parts for f in ("config.json", "model.safetensors")]
+missing = [f for f in missing if not Path(f).is_file()]
+if missing:
+    sys.exit(f"the bundle is incomplete ({missing[0]} is missing): run the bundle stage first")
 if not (work / "quality.json").is_file():
-    sys.exit(f"measure the bundle first: python benchmarks/eval_model.py --runs {work} (writes {work}/quality.json)")
-for part in ("vqvae", "prior_level_2", "prior_level_1", "prior_level_0"):
+    sys.exit(
+        f"measure the bundle first: python benchmarks/eval_model.py --runs {work} "
+        f"--lyrics-songs {work}/chorales_test/manifest.jsonl (writes {work}/quality.json)"
+    )
+for part in parts:
     (dest / part).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / "bundle" / part / "model.safetensors", dest / part / "model.safetensors")
     doc = json.loads((work / "bundle" / part / "config.json").read_text())

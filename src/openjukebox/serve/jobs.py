@@ -39,6 +39,9 @@ MAX_UPLOAD_BYTES = 20 * 2**20
 FINISHED = ("done", "failed", "cancelled")
 
 
+MAX_SECONDS = 900  # the longest song a job may ask for: the shipped model times songs to under 15 minutes
+
+
 class JobRequest(BaseModel):
     """What to generate. ``source_job`` + ``source_sample``: start from that finished job's top-level
     codes of one song (the kept candidate): shorter than ``seconds`` it is extended, as long it is
@@ -46,7 +49,7 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seconds: float | None = Field(None, gt=0, le=600)
+    seconds: float | None = Field(None, gt=0, le=MAX_SECONDS)
     artist: str | None = Field(None, max_length=200)
     genre: str | None = Field(None, max_length=200)
     lyrics: str | None = Field(None, max_length=20_000, description="plain text, or LRC ([mm:ss.xx] lines)")
@@ -55,11 +58,11 @@ class JobRequest(BaseModel):
     guidance: float | None = Field(None, gt=0, le=20)
     n_samples: int = Field(1, ge=1, le=8)
     top_only: bool = Field(False, description="sample the top level only (co-composer candidates)")
-    label_seconds: float | None = Field(None, gt=0, le=600, description="the finished song's length")
+    label_seconds: float | None = Field(None, gt=0, le=MAX_SECONDS, description="the finished song's length")
     source_job: str | None = Field(None, pattern=JOB_ID.pattern)
     source_sample: int = Field(0, ge=0, lt=8)
     prompt_upload: str | None = Field(None, pattern=UPLOAD_ID.pattern)
-    prompt_seconds: float = Field(2.0, gt=0, le=600)
+    prompt_seconds: float = Field(2.0, gt=0, le=MAX_SECONDS)
 
 
 class Stopped(Exception):
