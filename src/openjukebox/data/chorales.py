@@ -11,6 +11,7 @@ syllable as timed lyrics. Needs ``pip install 'openjukebox[data]'``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import zlib
 from pathlib import Path
@@ -25,40 +26,54 @@ FRAME_MS = 5.0  # WORLD analysis hop
 LICENSE = "public domain (music21 corpus: BSD/LGPL; espeak-ng: GPL-3+; TimGM6mb SoundFont: GPL-2)"
 
 
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_CHUNKS: list[np.ndarray] = []  # what the synthesis callback has delivered since the last ``speak``
+
+
+def _collect(wav, n, events) -> int:
+    if n > 0:
+        _CHUNKS.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+    return 0
+
+
+@functools.cache
+def _engine() -> tuple[ctypes.CDLL, int]:
+    """espeak-ng initialised once per process, with its callback (espeak-ng is one global state: a
+    second initialisation while the library may still call an earlier, freed callback crashes)."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise ImportError("sung chorales need espeakng-loader: pip install 'openjukebox[data]'") from None
+    lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    data = str(Path(espeakng_loader.get_data_path()).parent).encode()
+    sample_rate = lib.espeak_Initialize(2, 0, ctypes.c_char_p(data), 0)  # 2: synchronous
+    if sample_rate <= 0:
+        raise RuntimeError("espeak-ng failed to initialise")
+    lib.espeak_SetSynthCallback(_COLLECT)
+    return lib, sample_rate
+
+
+_COLLECT = _CALLBACK(_collect)  # module-level: it lives as long as the library may call it
+
+
 class Espeak:
     """espeak-ng speech synthesis through its C API (the library and data of ``espeakng-loader``)."""
 
-    _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
     def __init__(self, voice: str = "de"):
-        try:
-            import espeakng_loader
-        except ImportError:
-            raise ImportError("sung chorales need espeakng-loader: pip install 'openjukebox[data]'") from None
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        data = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        self.sample_rate = self.lib.espeak_Initialize(2, 0, ctypes.c_char_p(data), 0)  # 2: synchronous
-        if self.sample_rate <= 0:
-            raise RuntimeError("espeak-ng failed to initialise")
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        self.lib, self.sample_rate = _engine()
+        self.voice = voice.encode()
+        if self.lib.espeak_SetVoiceByName(self.voice) != 0:
             raise RuntimeError(f"espeak-ng has no voice {voice!r}")
-        self._chunks: list[np.ndarray] = []
-
-        def collect(wav, n, events):
-            if n > 0:
-                self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-            return 0
-
-        self._callback = self._CALLBACK(collect)  # kept referenced: espeak calls it
-        self.lib.espeak_SetSynthCallback(self._callback)
 
     def speak(self, text: str) -> np.ndarray:
         """Float32 audio of ``text`` at ``self.sample_rate``."""
-        self._chunks = []
+        self.lib.espeak_SetVoiceByName(self.voice)  # the engine is shared: this instance's voice
+        _CHUNKS.clear()
         raw = text.encode("utf-8") + b"\0"
         self.lib.espeak_Synth(ctypes.c_char_p(raw), len(raw), 0, 0, 0, 1, None, None)  # 1: UTF-8
         self.lib.espeak_Synchronize()
-        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        audio = np.concatenate(_CHUNKS) if _CHUNKS else np.zeros(0, np.int16)
+        _CHUNKS.clear()
         return audio.astype(np.float32) / 32768.0
 
 
