@@ -13,11 +13,14 @@ pytest.importorskip("gradio", reason="the serve tests need openjukebox[serve]")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from openjukebox.models import default_model  # noqa: E402
+from openjukebox.sampling.bundle import Bundle  # noqa: E402
 from openjukebox.serve.app import create_app  # noqa: E402
 from openjukebox.serve.jobs import FINISHED, JobStore  # noqa: E402
 
 SONG = {"seconds": 1, "seed": 7, "artist": "joseph_haydn", "genre": "piano", "lyrics": "Nun danket alle Gott"}
 WAIT_S = 300  # a bound on a stuck job, not a timing: jobs take seconds
+TIMED = Bundle(default_model()).configs[2].labels  # the song lengths the shipped top prior can time
+SPAN = f"from {TIMED.min_duration:g} s to under {TIMED.max_duration:g} s"  # as the model's messages say them
 
 
 def wait_for(condition, what: str):

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from openjukebox.models import default_model
-from openjukebox.sampling.bundle import Bundle
 from openjukebox.serve.jobs import MAX_UPLOAD_BYTES
 
-from .conftest import SONG
-
-TIMED = Bundle(default_model()).configs[2].labels  # the song lengths the shipped top prior can time
-SPAN = f"from {TIMED.min_duration:g} s to under {TIMED.max_duration:g} s"
+from .conftest import SONG, SPAN
 
 # (method, url, JSON body, status, words of the reason); {job} is a finished job's id
 CASES = [

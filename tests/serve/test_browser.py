@@ -19,12 +19,12 @@ from openjukebox.models import default_model
 from openjukebox.sampling.bundle import Bundle
 from openjukebox.sampling.song import song_lengths
 
+from .conftest import SPAN
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (openjukebox[test])")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: apt-get install chromium (as .ci/run does)")
 WAIT_MS = 120_000  # a bound on a stuck page, not a timing
-TIMED = Bundle(default_model()).configs[2].labels  # the song lengths the shipped top prior can time
-SPAN = f"from {TIMED.min_duration:g} s to under {TIMED.max_duration:g} s"
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,9 @@ def _collect(wav, n, events) -> int:
     return 0
 
 
+_COLLECT = _CALLBACK(_collect)  # module-level: it lives as long as the library may call it
+
+
 @functools.cache
 def _engine() -> tuple[ctypes.CDLL, int]:
     """espeak-ng initialised once per process, with its callback (espeak-ng is one global state: a
@@ -51,9 +54,6 @@ def _engine() -> tuple[ctypes.CDLL, int]:
         raise RuntimeError("espeak-ng failed to initialise")
     lib.espeak_SetSynthCallback(_COLLECT)
     return lib, sample_rate
-
-
-_COLLECT = _CALLBACK(_collect)  # module-level: it lives as long as the library may call it
 
 
 class Espeak:
