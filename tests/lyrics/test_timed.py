@@ -46,3 +46,16 @@ def test_lyrics_come_from_the_manifest_or_a_file_beside_the_audio(tmp_path):
     assert timed.times == (1.0, 1.5, 2.0, 2.0 + 0.08)
     with pytest.raises(ValueError, match="list of"):
         read_lyrics({"lyrics": [{"text": "no time"}]}, audio, TOK)
+
+
+def test_the_character_sung_at_each_moment_and_a_window_moved_by_a_shift():
+    song = SongLyrics.from_segments(TOK, [Segment(1.0, "ab"), Segment(2.0, "c")])  # a 1.0, b 1.5, c 2.0-2.08
+    assert song.sung_at([0.5, 1.0, 1.49, 1.5, 2.05, 2.2]).tolist() == [-1, 0, 0, 1, 2, -1]
+    assert SongLyrics(song.tokens).sung_at([1.2]).tolist() == [-1]  # no times, nothing known
+    fast, slow = "abcdefghij" * 3, "klmnopqrst"
+    timed = SongLyrics.from_segments(TOK, [Segment(0.0, fast), Segment(3.0, slow), Segment(60.0, "")])
+    total, duration = 60 * SR, 2 * SR
+    # centred at 2 s, moved by 29.5 s: the window of the one centred at 31.5 s
+    assert timed.window(8, total, 1 * SR, duration, SR, shift=29.5)[1] == list(range(31, 39))
+    linear = SongLyrics(timed.tokens)
+    assert linear.window(8, total, 1 * SR, duration, SR, shift=29.5)[1] == list(range(17, 25))

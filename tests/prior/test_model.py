@@ -214,3 +214,37 @@ def test_separate_lyrics_prior_trains_its_lyric_prediction():
     assert losses["total"].item() == pytest.approx(expected.item())
     losses["total"].backward()
     assert model.lyric_encoder.x_emb.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("preset", ["tiny_top_lyrics", "tiny_top_single"])
+def test_the_alignment_loss_is_the_heads_bits_for_the_sung_character_and_trains_that_head(preset):
+    torch.manual_seed(0)
+    cfg = get_preset(preset)
+    layer = [i for i, k in enumerate(build_prior(cfg).transformer.kinds) if k in (6, 7)][-1]
+    cfg = dataclasses.replace(cfg, lyrics=dataclasses.replace(cfg.lyrics, alignment_layer=layer, alignment_head=1))
+    model = build_prior(cfg)
+    for p in model.parameters():  # away from the zero-initialised projections
+        p.data.normal_(0, 0.05) if p.dim() > 1 else None
+    sr, n_ctx, n_tok = cfg.sample_rate, cfg.n_ctx, cfg.lyrics.n_tokens
+    y = torch.tensor([[30 * sr, 0, cfg.sample_length, 1, 2]] * 2)
+    cond = model.condition(torch.cat([y, torch.randint(1, cfg.lyrics.n_vocab, (2, n_tok))], 1))
+    codes = torch.randint(0, cfg.l_bins, (2, n_ctx))
+    target = (torch.arange(n_ctx) * n_tok // n_ctx).repeat(2, 1)  # a diagonal: the letters sung in turn
+    target[0, : n_ctx // 2] = -1  # codes where nothing is sung
+    losses = model.losses(codes, cond, target)
+    weights = model.lyric_attention(codes, cond, layer)[:, 1]  # (2, n_ctx, n_tok)
+    known = target >= 0
+    picked = weights.gather(-1, target.clamp_min(0)[..., None])[..., 0][known]
+    assert losses["align"].item() == pytest.approx(-picked.log2().mean().item(), rel=1e-4)
+    hits = (weights.argmax(-1) == target)[known].float().mean()
+    assert losses["align_accuracy"].item() == pytest.approx(hits.item())
+    assert losses["align_codes"].item() == known.sum().item() == 3 * n_ctx // 2
+    assert losses["total"].item() == pytest.approx(model.losses(codes, cond)["total"].item())  # not in the total
+    # a few steps on the alignment loss alone teach the head those targets
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(20):
+        opt.zero_grad()
+        model.losses(codes, model.condition(torch.cat([y, cond.lyrics], 1)), target)["align"].backward()
+        opt.step()
+    after = model.losses(codes, model.condition(torch.cat([y, cond.lyrics], 1)), target)
+    assert after["align"].item() < losses["align"].item() - 1.0

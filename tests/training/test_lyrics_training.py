@@ -12,6 +12,7 @@ from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.config import get_preset
 from openjukebox.sampling.alignment import timing_errors
+from openjukebox.training.metrics import read_csv
 from openjukebox.training.prior import TRAIN_PRESETS, train_prior
 
 
@@ -62,3 +63,18 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     np.testing.assert_allclose(np.array(late.times) - e_late, np.array(later.times) - e_later, atol=1e-6)
     aligned = np.array(late.times) - e_late
     assert np.all(np.isclose(np.abs(aligned - truth), errors, atol=1e-6))  # the same alignment as the song's
+
+
+def test_the_alignment_loss_teaches_its_head_the_sung_characters(sung_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    base = dataclasses.replace(TRAIN_PRESETS["tiny_top"], steps=80, eval_every=40, save_every=80)
+    tc = dataclasses.replace(base, align_weight=1.0, lyric_jitter=0.5, timed_share=1.0)
+    train_prior(sung_manifest, tmp_path / "top", 2, vqvae, get_preset("tiny_top_lyrics"), tc, progress=False)
+    val = read_csv(tmp_path / "top" / "val.csv")
+    bits = [float(row["align_bits"]) for row in val]
+    assert all(0 <= float(row["align_accuracy"]) <= 1 for row in val)
+    # the supervised head is the last cross-attention layer's first, and the model exports it
+    prior, _, _ = load_prior(tmp_path / "top")
+    assert (prior.cfg.lyrics.alignment_layer, prior.cfg.lyrics.alignment_head) == (prior.lyric_layers()[-1], 0)
+    # it starts about as far from the sung letter as a uniform guess among 64 (6 bits), and learns
+    assert bits[0] > math.log2(32) and bits[-1] < bits[0] - 1.0

@@ -23,6 +23,9 @@ TRAIN_OPTIONS = (
     "save_every",
     "eval_every",
     "label_dropout",
+    "align_weight",
+    "lyric_jitter",
+    "timed_share",
     "strategy",
 )
 

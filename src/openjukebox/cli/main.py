@@ -153,6 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=A.number(float, 0, 1),
         help="probability of training a window with artist (and, apart, genre) unknown; needed by --guidance",
     )
+    tp.add_argument(
+        "--align-weight",
+        type=A.number(float, 0, 100),
+        help="lyrics priors: weight of the lyric-alignment loss, which teaches the alignment head the character "
+        "sung at each moment of the songs with timed lyrics (default 0: the head learns without it)",
+    )
+    tp.add_argument(
+        "--lyric-jitter",
+        type=A.number(float, 0, 60),
+        help="lyrics priors: move each training window's lyrics by up to this many seconds either way, as "
+        "plain-text lyrics are misplaced when sampling (default 0)",
+    )
+    tp.add_argument(
+        "--timed-share",
+        type=A.number(float, 0, 1),
+        help="lyrics priors: the share of each batch drawn from the songs with timed lyrics (default 0: "
+        "windows are drawn by length alone)",
+    )
     _large_model_args(tp)
 
     enc = _add(sub, "encode", C.encode, help="audio file -> codes file")

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UserError
 from ..fileio import read_text
 from .tokenizer import Tokenizer
@@ -64,11 +66,13 @@ class SongLyrics:
         return cls(tokens, times, tuple(seg.time for seg in segments))
 
     def window(
-        self, n_tokens: int, total_length: int, offset: int, duration: int, sample_rate: int
+        self, n_tokens: int, total_length: int, offset: int, duration: int, sample_rate: int, shift: float = 0.0
     ) -> tuple[list[int], list[int]]:
         """(tokens, indices into the song's tokens; -1 for padding) for audio [offset, offset+duration).
 
-        Lengths are in samples. Shorter lyrics are left-padded with 0, as in the original.
+        Lengths are in samples. Shorter lyrics are left-padded with 0, as in the original. ``shift``
+        (seconds) moves the point whose character centres the window, as an error of the linear rule
+        would (training uses it so that the alignment cannot rely on the window's centre).
         """
         full = self.tokens
         if len(full) < n_tokens:
@@ -76,14 +80,25 @@ class SongLyrics:
             return [0] * pad + list(full), [-1] * pad + list(range(len(full)))
         if not 0 <= offset < total_length:
             raise ValueError(f"window offset {offset} is outside the song (0..{total_length})")
+        centre = offset + duration / 2.0 + shift * sample_rate
         if self.times is None:
-            midpoint = int(len(full) * (offset + duration / 2.0) / total_length)
+            midpoint = int(len(full) * centre / total_length)
         else:
-            midpoint = bisect.bisect_left(self.times, (offset + duration / 2.0) / sample_rate)
+            midpoint = bisect.bisect_left(self.times, centre / sample_rate)
         half = n_tokens // 2
         midpoint = min(max(midpoint, half), len(full) - half)
         indices = list(range(midpoint - half, midpoint + half))
         return [full[i] for i in indices], indices
+
+    def sung_at(self, seconds: np.ndarray) -> np.ndarray:
+        """Index of the character being sung at each time (seconds); -1 before the first character,
+        after the last one's end, and for lyrics without times."""
+        seconds = np.asarray(seconds, dtype=np.float64)
+        if self.times is None or not self.times:
+            return np.full(seconds.shape, -1, dtype=np.int64)
+        index = np.searchsorted(np.asarray(self.times), seconds, side="right") - 1
+        index[seconds >= self.times[-1] + SECONDS_PER_CHAR] = -1
+        return index
 
 
 def parse_lrc(text: str) -> list[Segment]:

@@ -251,10 +251,25 @@ class Prior(nn.Module):
             h = h + x_cond
         return state.head(h[:, 0])
 
-    def losses(self, codes: torch.Tensor, cond: Conditioning) -> dict[str, torch.Tensor]:
+    def losses(
+        self, codes: torch.Tensor, cond: Conditioning, align: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Bits per token: ``gen`` (codes), ``lyrics`` (the lyric prediction, if any) and their
-        weighted ``total``: fraction * lyrics * n_tokens / (n_tokens + L) + gen * L / (n_tokens + L)."""
-        lyric_logits, logits = self(codes, cond, with_lyrics=True)
+        weighted ``total``: fraction * lyrics * n_tokens / (n_tokens + L) + gen * L / (n_tokens + L).
+
+        With ``align`` (N, L), the lyric-window position of the character sung at each code (-1:
+        none), also ``align`` (bits per code of the alignment head's attention to that character,
+        not in ``total``), ``align_accuracy`` (how often the head attends most to it) and
+        ``align_codes`` (how many codes have a target)."""
+        attn = self._alignment_attention() if align is not None else None
+        if attn is not None:
+            attn.record = True
+        try:
+            lyric_logits, logits = self(codes, cond, with_lyrics=True)
+            weights = None if attn is None else attn.weights
+        finally:
+            if attn is not None:
+                attn.record, attn.weights = False, None
         gen = _bits(logits, codes + self.code_offset)
         if lyric_logits is None:
             return {"total": gen, "gen": gen}
@@ -262,7 +277,23 @@ class Prior(nn.Module):
         n_tok, n_gen = cond.lyrics.shape[1], codes.shape[1]
         frac = self.cfg.lyrics.loss_fraction
         total = frac * lyrics * n_tok / (n_tok + n_gen) + gen * n_gen / (n_tok + n_gen)
-        return {"total": total, "gen": gen, "lyrics": lyrics}
+        out = {"total": total, "gen": gen, "lyrics": lyrics}
+        if weights is not None:
+            if self.single:
+                weights = weights[:, :, self.prefix_len :, : self.prefix_len]
+            out |= _alignment_bits(weights[:, self.cfg.lyrics.alignment_head or 0], align)
+        return out
+
+    def _alignment_attention(self):
+        """The attention layer read for the lyric alignment (the config's ``alignment_layer``)."""
+        lc = self.cfg.lyrics
+        if lc is None or lc.alignment_layer is None:
+            raise ValueError("alignment targets need a lyrics prior whose config names its alignment_layer")
+        attn = self.transformer.layers[lc.alignment_layer].attn
+        if attn.kind not in (CROSS, PRIME):
+            kind = KIND_NAMES[attn.kind]
+            raise ValueError(f"alignment_layer {lc.alignment_layer} is a {kind} layer, which does not attend to lyrics")
+        return attn
 
     def loss(self, codes: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """The training loss in bits per token (codes, plus the weighted lyric loss with lyrics)."""
@@ -290,6 +321,17 @@ class Prior(nn.Module):
     def lyric_layers(self) -> list[int]:
         """Indices of the layers that attend to the lyrics."""
         return [i for i, kind in enumerate(self.transformer.kinds) if kind in (CROSS, PRIME)]
+
+
+def _alignment_bits(weights: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Attention weights (N, L, S) against target positions (N, L; -1 ignored): mean bits of the
+    target under the weights, how often it has the largest weight, and how many targets there are."""
+    known = target >= 0
+    picked = weights.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).float()
+    n = known.sum()
+    bits = -(picked.clamp_min(1e-9).log() * known).sum() / n.clamp_min(1) / math.log(2)
+    accuracy = ((weights.argmax(-1) == target) & known).sum() / n.clamp_min(1)
+    return {"align": bits, "align_accuracy": accuracy.detach(), "align_codes": n.detach()}
 
 
 def _bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ Codes are cached per VQ-VAE (by its weights id): a different VQ-VAE gets a fresh
 reuses it. A window carries its true offset, so its label row holds real timing:
 ``[total_length, offset, length, artist, genre_1..genre_G]`` (samples), then, for a lyrics prior,
 the window's lyric tokens (linear or timed, see ``openjukebox.lyrics.timed``); upsampler windows
-come with the matching slice of the level above.
+come with the matching slice of the level above. With ``align``, a window of a song with timed
+lyrics also carries, for every code, the position in its lyric window of the character sung there
+(-1: none), the target of the supervised alignment head.
 """
 
 from __future__ import annotations
@@ -79,9 +81,16 @@ class CodeWindows:
         tokenizer: Tokenizer | None = None,
         n_tokens: int = 0,
         sample_rate: int = 0,
+        align: bool = False,
+        jitter: float = 0.0,
+        timed_share: float = 0.0,
     ):
+        """``align``: windows carry alignment targets; ``jitter``: the lyric window's centre moves by
+        up to this many seconds either way (uniform, seeded); ``timed_share``: that fraction of each
+        batch comes from the tracks with timed lyrics."""
         self.level, self.n_ctx, self.hop, self.upsample, self.seed = level, n_ctx, hop, upsample, seed
         self.n_tokens, self.sample_rate = n_tokens, sample_rate
+        self.align, self.jitter = align and n_tokens > 0, jitter if n_tokens else 0.0
         self.items = []
         for track, prefix in zip(tracks, code_paths, strict=True):
             z = np.load(level_file(prefix, level)).astype(np.int64)
@@ -98,39 +107,64 @@ class CodeWindows:
         self._starts = [(len(it.codes) - n_ctx) // step + 1 for it in self.items]  # start choices per item
         weights = np.array(self._starts, dtype=np.float64)
         self._p = weights / weights.sum()
+        timed = np.array([it.lyrics is not None and it.lyrics.times is not None for it in self.items])
+        if timed_share > 0 and not timed.any():
+            raise ValueError("timed_share asks for windows of songs with timed lyrics, but no track has any")
+        self._timed_share = timed_share
+        self._p_timed = weights * timed / (weights * timed).sum() if timed.any() else None
 
-    def _window(self, item: _Item, start: int) -> tuple:
+    def _window(self, item: _Item, start: int, shift: float = 0.0) -> tuple:
         z = item.codes[start : start + self.n_ctx]
         y = [item.n_samples, start * self.hop, self.n_ctx * self.hop, item.artist, *item.genres]
+        target = None
         if self.n_tokens:  # the window's lyric tokens (all padding for a track without lyrics)
             song = item.lyrics or SongLyrics(())
-            y += song.window(self.n_tokens, item.n_samples, start * self.hop, self.n_ctx * self.hop, self.sample_rate)[
-                0
-            ]
+            tokens, indices = song.window(
+                self.n_tokens, item.n_samples, start * self.hop, self.n_ctx * self.hop, self.sample_rate, shift
+            )
+            y += tokens
+            if self.align:
+                seconds = (start + np.arange(self.n_ctx) + 0.5) * self.hop / self.sample_rate
+                target = _alignment_target(song, indices, seconds)
         above = None
         if self.upsample:
             a = start // self.upsample
             above = item.above[a : a + self.n_ctx // self.upsample]
-        return z, y, above
+        return z, y, above, target
+
+    def _shift(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(-self.jitter, self.jitter)) if self.jitter else 0.0
 
     def _stack(self, windows: list[tuple]) -> tuple:
         z = torch.from_numpy(np.stack([w[0] for w in windows]))
         y = torch.tensor([w[1] for w in windows], dtype=torch.long)
         above = torch.from_numpy(np.stack([w[2] for w in windows])) if self.upsample else None
-        return z, y, above
+        target = torch.from_numpy(np.stack([w[3] for w in windows])) if self.align else None
+        return z, y, above, target
 
     def batch(self, batch_size: int, step: int, rank: int = 0) -> tuple:
-        """(codes (B, n_ctx), labels (B, 4+G), codes above (B, n_ctx/upsample) or None) for this step."""
+        """(codes (B, n_ctx), labels (B, 4+G), codes above (B, n_ctx/upsample) or None, alignment
+        targets (B, n_ctx) or None) for this step."""
         rng = np.random.default_rng([self.seed, step, rank])
-        picks = rng.choice(len(self.items), size=batch_size, p=self._p)
+        n_timed = int(round(self._timed_share * batch_size))
+        picks = np.concatenate(
+            [
+                rng.choice(len(self.items), size=n_timed, p=self._p_timed) if n_timed else np.zeros(0, dtype=int),
+                rng.choice(len(self.items), size=batch_size - n_timed, p=self._p),
+            ]
+        )
         step_size = self.upsample or 1
-        return self._stack([self._window(self.items[i], int(rng.integers(self._starts[i])) * step_size) for i in picks])
+        starts = [int(rng.integers(self._starts[i])) * step_size for i in picks]
+        windows = [self._window(self.items[i], s, self._shift(rng)) for i, s in zip(picks, starts, strict=True)]
+        return self._stack(windows)
 
     def fixed(self, per_file: int) -> tuple:
-        """Evenly spaced windows of every track: the same validation set every time."""
+        """Evenly spaced windows of every track: the same validation set every time (with the
+        same seeded jitter of the lyric windows)."""
         step_size = self.upsample or 1
+        rng = np.random.default_rng([self.seed, 1])
         windows = [
-            self._window(it, int(s) * step_size)
+            self._window(it, int(s) * step_size, self._shift(rng))
             for it, n in zip(self.items, self._starts, strict=True)
             for s in np.linspace(0, n - 1, per_file).astype(int)
         ]
@@ -141,3 +175,14 @@ class CodeWindows:
         counts = np.bincount(np.concatenate([it.codes for it in self.items]))
         p = counts[counts > 0] / counts.sum()
         return float(-(p * np.log2(p)).sum())
+
+
+def _alignment_target(song: SongLyrics, indices: list[int], seconds: np.ndarray) -> np.ndarray:
+    """For code centres at ``seconds``, the position in the lyric window (``indices``: the song's
+    characters there) of the character being sung; -1 where none is sung, where it lies outside the
+    window, or where the lyrics have no times."""
+    where = np.full(len(song.tokens) + 1, -1, dtype=np.int64)  # the last slot answers "none sung" (-1)
+    for k, i in enumerate(indices):
+        if i >= 0:
+            where[i] = k
+    return where[song.sung_at(seconds)]

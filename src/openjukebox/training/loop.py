@@ -52,6 +52,13 @@ class TrainConfig:
     # Priors: the probability that a window's artist, and independently its genres, are replaced by
     # "unknown" (artist 0, no genre). It teaches the unconditional model that guidance needs.
     label_dropout: float = 0.0
+    # Lyrics priors, from timed lyrics: the weight of the alignment loss (the alignment head's bits
+    # per code for the character sung there, added to the loss); how far (seconds, either way) each
+    # window's lyrics are moved at random, as the linear rule's errors move them when sampling; and
+    # the share of each batch drawn from the songs with timed lyrics.
+    align_weight: float = 0.0
+    lyric_jitter: float = 0.0
+    timed_share: float = 0.0
     # Priors: "ddp" (every rank holds the whole model) or "fsdp" (fully_shard per residual block,
     # sharded checkpoints); and recomputing each block in the backward pass to save memory.
     strategy: str = "ddp"

@@ -48,21 +48,28 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 
 class PriorLoss(nn.Module):
-    """What DDP wraps: conditioning and loss in one forward, so every parameter's gradient syncs."""
+    """What DDP wraps: conditioning and loss in one forward, so every parameter's gradient syncs.
+    With alignment targets the loss adds ``align_weight`` times the alignment head's bits."""
 
-    def __init__(self, prior: Prior):
+    def __init__(self, prior: Prior, align_weight: float = 0.0):
         super().__init__()
-        self.prior = prior
+        self.prior, self.align_weight = prior, align_weight
 
-    def forward(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> torch.Tensor:
-        return self.prior.loss(codes, self.prior.condition(y, above, batch=codes.shape[0]))
+    def forward(
+        self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None, align: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        losses = self.prior.losses(codes, self.prior.condition(y, above, batch=codes.shape[0]), align)
+        return losses["total"] + self.align_weight * losses["align"] if align is not None else losses["total"]
 
-    def metrics(self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Validation losses of a batch (bits per token): ``gen``, ``lyrics`` if any, and ``zeroed``,
-        the upsampler's loss with its conditioning zeroed. Under FSDP a forward method of its own."""
+    def metrics(
+        self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None, align: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Validation losses of a batch (bits per token): ``gen``, ``lyrics`` if any, ``zeroed``,
+        the upsampler's loss with its conditioning zeroed, and with alignment targets those of
+        ``Prior.losses``. Under FSDP a forward method of its own."""
         prior = self.prior
         cond = prior.condition(y, above, batch=codes.shape[0])
-        losses = prior.losses(codes, cond)
+        losses = prior.losses(codes, cond, align)
         if prior.conditioner is not None:  # does the upsampler use its conditioning?
             losses["zeroed"] = prior.loss(codes, Conditioning(cond.start, torch.zeros_like(cond.x_cond)))
         return losses
@@ -143,6 +150,21 @@ def _in_timing_range(audio, cfg: PriorConfig, out: Path, report: bool) -> None:
         write_split(out, audio)
     if not audio.train:
         raise UserError(f"no training file fits the model's song lengths ({span}); give songs of those lengths")
+
+
+def _supervised_head(cfg: PriorConfig, tc: TrainConfig) -> PriorConfig:
+    """With an alignment loss, the head it trains: the config's, else head 0 of the last lyric layer."""
+    lc = cfg.lyrics
+    if tc.align_weight <= 0 and tc.lyric_jitter <= 0 and tc.timed_share <= 0:
+        return cfg
+    if lc is None:
+        raise UserError("--align-weight, --lyric-jitter and --timed-share train a lyrics prior; this one has no lyrics")
+    if tc.align_weight <= 0 or lc.alignment_layer is not None:
+        return cfg
+    from ..transformer.attention import CROSS, PRIME, attn_funcs
+
+    layers = [i for i, kind in enumerate(attn_funcs(cfg.attn_order, cfg.depth)) if kind in (CROSS, PRIME)]
+    return dataclasses.replace(cfg, lyrics=dataclasses.replace(lc, alignment_layer=layers[-1], alignment_head=0))
 
 
 def _shape(cfg: PriorConfig) -> tuple:
@@ -228,6 +250,9 @@ class PriorRun(TrainingRun):
             self.cfg = cfg if state else _fit_config(cfg, level, vq, self.vocab, self.tokenizer, seconds)
             if not state and dist.is_main:
                 _say_if_widened(cfg, self.cfg)
+        self.cfg = _supervised_head(self.cfg, tc)
+        if base is not None and self.cfg is not base.cfg:
+            base.cfg = self.cfg  # the head the alignment loss trains is the one the fine-tune exports
         upsample = self.cfg.conditioner.upsample if self.cfg.conditioner else None
         levels = [level, level + 1] if upsample else [level]
         codes_dir = cache / "codes" / self.vq_id  # shared by every prior trained on this VQ-VAE
@@ -254,6 +279,9 @@ class PriorRun(TrainingRun):
                 self.tokenizer,
                 lc.n_tokens if lc else 0,
                 self.cfg.sample_rate,
+                align=tc.align_weight > 0,
+                jitter=tc.lyric_jitter,
+                timed_share=tc.timed_share,
             )
 
         n_train = len(audio.train)
@@ -270,15 +298,15 @@ class PriorRun(TrainingRun):
             model = FT.resumed_model(self.cfg, self.finetune) if self.finetune else build_prior(self.cfg)
         if self.finetune and dist.is_main:
             print(FT.describe(self.finetune, model), file=sys.stderr)
-        self.setup(out, tc, dist, PriorLoss(model), state)
+        self.setup(out, tc, dist, PriorLoss(model, tc.align_weight), state)
 
     def batch(self, step: int, batch_size: int) -> tuple:
-        codes, y, above = self.train_windows.batch(batch_size, step, self.dist.rank)
+        codes, y, above, align = self.train_windows.batch(batch_size, step, self.dist.rank)
         if self.tc.label_dropout > 0 and self.cfg.labels is not None:
             y = drop_labels(
                 y, self.cfg.labels.max_bow_genre_size, self.tc.label_dropout, [self.tc.seed, step, self.dist.rank, 1]
             )
-        return codes, y, above
+        return (codes, y, above) if align is None else (codes, y, above, align)
 
     def loss(self, module: nn.Module, batch: tuple):
         loss = module(*batch)
@@ -290,21 +318,29 @@ class PriorRun(TrainingRun):
     def evaluate(self) -> dict[str, float]:
         prior = self.model.prior
         device = self.dist.device
-        codes, y, above = (None if t is None else t.to(device) for t in self.val)
+        codes, y, above, align = (None if t is None else t.to(device) for t in self.val)
         bs = self.tc.batch_size
-        total = zeroed = lyric_bits = 0.0
+        total = zeroed = lyric_bits = align_bits = align_hits = align_codes = 0.0
         for i in range(0, codes.shape[0], bs):
             sl = slice(i, i + bs)
             n = codes[sl].shape[0]
-            losses = self.model.metrics(codes[sl], y[sl], None if above is None else above[sl])
+            part = [None if t is None else t[sl] for t in (above, align)]
+            losses = self.model.metrics(codes[sl], y[sl], *part)
             total += losses["gen"].item() * n
             lyric_bits += losses["lyrics"].item() * n if "lyrics" in losses else 0.0
             zeroed += losses["zeroed"].item() * n if "zeroed" in losses else 0.0
+            if "align" in losses:
+                k = losses["align_codes"].item()
+                align_bits += losses["align"].item() * k
+                align_hits += losses["align_accuracy"].item() * k
+                align_codes += k
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
         if prior.cfg.lyrics is not None:
             result["lyrics_bits_per_token"] = lyric_bits / codes.shape[0]
+        if align_codes:  # the supervised alignment head on the validation songs with timed lyrics
+            result["align_bits"], result["align_accuracy"] = align_bits / align_codes, align_hits / align_codes
         return result
 
     def extra_state(self) -> dict:
@@ -323,7 +359,7 @@ class PriorRun(TrainingRun):
         lc = self.cfg.lyrics
         if lc is None or self.val is None or lc.alignment_layer is not None:
             return self.cfg
-        codes, y, _ = self.val
+        codes, y, *_ = self.val
         sung = (y[:, -lc.n_tokens :] != 0).any(1)  # windows with lyrics
         if not sung.any():
             return self.cfg

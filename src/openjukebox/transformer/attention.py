@@ -155,7 +155,7 @@ class Attention(nn.Module):
         if self.kind == PRIME:
             mask = reference_mask(PRIME, q.shape[2], self.block_ctx, self.prime_len)[:, : k.shape[2]]
             scores = scores.masked_fill(~mask.to(q.device), float("-inf"))
-        self.weights = torch.softmax(scores, dim=-1).detach()
+        self.weights = torch.softmax(scores, dim=-1)  # with their graph: the alignment loss trains them
         return self._merge(self.weights.to(v.dtype) @ v)
 
     def forward_reference(self, x: torch.Tensor, encoder: torch.Tensor | None = None) -> torch.Tensor:
