@@ -109,7 +109,10 @@ class CodeWindows:
         self._p = weights / weights.sum()
         timed = np.array([it.lyrics is not None and it.lyrics.times is not None for it in self.items])
         if timed_share > 0 and not timed.any():
-            raise ValueError("timed_share asks for windows of songs with timed lyrics, but no track has any")
+            raise ValueError(
+                "--timed-share draws windows of songs with timed lyrics, but no training file has any: give "
+                "lyrics with times (a list of {'time', 'text'} in the manifest, or an .lrc file), or leave it out"
+            )
         self._timed_share = timed_share
         self._p_timed = weights * timed / (weights * timed).sum() if timed.any() else None
 

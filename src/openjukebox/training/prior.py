@@ -155,11 +155,7 @@ def _in_timing_range(audio, cfg: PriorConfig, out: Path, report: bool) -> None:
 def _supervised_head(cfg: PriorConfig, tc: TrainConfig) -> PriorConfig:
     """With an alignment loss, the head it trains: the config's, else head 0 of the last lyric layer."""
     lc = cfg.lyrics
-    if tc.align_weight <= 0 and tc.lyric_jitter <= 0 and tc.timed_share <= 0:
-        return cfg
-    if lc is None:
-        raise UserError("--align-weight, --lyric-jitter and --timed-share train a lyrics prior; this one has no lyrics")
-    if tc.align_weight <= 0 or lc.alignment_layer is not None:
+    if tc.align_weight <= 0 or lc is None or lc.alignment_layer is not None:
         return cfg
     from ..transformer.attention import CROSS, PRIME, attn_funcs
 
@@ -229,6 +225,11 @@ class PriorRun(TrainingRun):
             tc = resume_config(out, state, tc, changes, report=dist.is_main)
         elif cfg is None or level is None:
             raise UserError("give the prior to train (--preset) and its level (--level)")
+        if cfg.lyrics is None and (tc.align_weight > 0 or tc.lyric_jitter > 0 or tc.timed_share > 0):
+            raise UserError(
+                "--align-weight, --lyric-jitter and --timed-share train a lyrics prior; this one has no lyrics "
+                "(give a lyrics preset such as mini_top_lyrics, or leave them out)"
+            )
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
         audio = prepare_training_audio(data, out, vq.config.sample_rate, cfg.n_ctx * hop, tc, dist, cache, progress)
