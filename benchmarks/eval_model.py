@@ -3,8 +3,9 @@
     pip install -e '.[eval]'
     python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3] [--out WORK/quality.json]
 
-WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/, up1/, up0/ (training runs, with
-their held-out split and val.csv), bundle/, all.jsonl. Prints and writes:
+WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/ (or the run ``--top`` names, such
+as the alignment fine-tune top_align/), up1/, up0/ (training runs, with their held-out split and
+val.csv), bundle/, all.jsonl. Prints and writes:
 - VQ-VAE spectral convergence and log-STFT distance per level on the held-out tracks, and on the
   held-out real recordings alone (dB, lower is better);
 - audio measures (noise-likeness, HPSS harmonic share, pitched and stable-note frames) of generated
@@ -98,8 +99,15 @@ def codec_quality(run: Path, seconds: float, entries: dict[str, dict]) -> dict:
 
 def prior_quality(run: Path) -> dict:
     last = read_csv(run / "val.csv")[-1]
-    keys = ("bits_per_token", "unigram_bits", "bits_per_token_cond_zeroed", "lyrics_bits_per_token")
-    return {k: round(float(last[k]), 3) for k in keys if k in last}
+    keys = (
+        "bits_per_token",
+        "unigram_bits",
+        "bits_per_token_cond_zeroed",
+        "lyrics_bits_per_token",
+        "align_bits",
+        "align_accuracy",
+    )
+    return {k: round(float(last[k]), 3) for k in keys if last.get(k) not in (None, "")}
 
 
 def _real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per_file: int = 8) -> list[tuple]:
@@ -145,7 +153,13 @@ def held_out_files(runs: Path, entries: dict[str, dict]) -> list[str]:
 
 
 def audio_quality(
-    bundle: Path, held: list[str], entries: dict[str, dict], clips: int, seconds: float, guidance: float
+    bundle: Path,
+    held: list[str],
+    entries: dict[str, dict],
+    clips: int,
+    seconds: float,
+    guidance: float,
+    segments: int = 1,
 ) -> dict:
     """Does it sound like music? The audio measures (``openjukebox.audio.measures``) of generated
     clips through the full model, next to held-out data clips as they are and through the VQ-VAE.
@@ -175,11 +189,13 @@ def audio_quality(
     generated = {0: [], top: []}
     for k, (artist, genre) in enumerate(requests[:4]):
         with tempfile.TemporaryDirectory() as tmp:
-            meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, guidance=guidance)
+            meta = sample(
+                bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, guidance=guidance, segments=segments
+            )
             for lv in generated:
                 generated[lv] += [load_audio(f, SR) for f in meta["files"][lv]]
     out["generated_requests"] = [list(r) for r in requests[:4]]
-    out["generated_guidance"] = guidance
+    out["generated_guidance"], out["generated_segments"] = guidance, segments
     for lv, audio in generated.items():
         out[f"generated_level_{lv}"] = mean_measures(audio, SR)
     return out
@@ -198,7 +214,7 @@ def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
     }
 
 
-def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list[float]) -> dict:
+def conditioning_quality(runs: Path, bundle: Path, clips: int, seconds: float, guidances: list[float]) -> dict:
     """Do generated clips carry the artist and genre they were asked for?
 
     Requests are the (artist, genre) pairs of the training data, ``clips`` each. Two classifiers
@@ -227,7 +243,7 @@ def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list
         generated[g] = {lv: [] for lv in levels}
         for k, (artist, genre) in enumerate(requests):
             with tempfile.TemporaryDirectory() as tmp:
-                meta = sample(runs / "bundle", tmp, seconds, artist, genre, n_samples=clips, seed=100 + k, guidance=g)
+                meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=100 + k, guidance=g)
                 for lv in levels:
                     generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in meta["files"][lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
@@ -260,13 +276,13 @@ def conditioning_quality(runs: Path, clips: int, seconds: float, guidances: list
     return result
 
 
-def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None) -> dict:
+def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top: str = "top") -> dict:
     """Median error (s) of the exported lyric alignment on every held-out song with timed lyrics,
     plus the songs of ``extra`` (a manifest of songs outside the training data), with the windows
     sampling uses for plain-text lyrics, and with windows chosen from the true times."""
-    prior, _, doc = load_prior(runs / "top")
+    prior, _, doc = load_prior(runs / top)
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
-    held = [str(Path(p).resolve()) for p in json.loads((runs / "top" / "split.json").read_text())["validation"]]
+    held = [str(Path(p).resolve()) for p in json.loads((runs / top / "split.json").read_text())["validation"]]
     songs = [(path, entries[path]) for path in held if path in entries]
     trained = {e.get("piece") for path, e in entries.items() if path not in set(held)}
     extra_songs = list(_manifest(extra).values()) if extra is not None else []
@@ -303,6 +319,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", required=True, help="the recipe's folder (all.jsonl; training runs where measured)")
     p.add_argument("--bundle", type=Path, help="the model to hear (default RUNS/bundle)")
+    p.add_argument("--top", default="top", help="the top prior's run folder in RUNS (default top)")
+    p.add_argument("--segments", type=int, default=1, help="upsampler segments of the generated clips (default 1)")
     p.add_argument("--clips", type=int, default=4, help="generated clips per (artist, genre) of the training data")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0], help="guidance values to compare")
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
@@ -315,7 +333,9 @@ def main() -> None:
     entries = _manifest(runs / "all.jsonl")
     parts = {
         "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),
-        "priors": lambda: {name: prior_quality(runs / name) for name in ("top", "up1", "up0")},
+        "priors": lambda: {
+            name: prior_quality(runs / run) for name, run in (("top", args.top), ("up1", "up1"), ("up0", "up0"))
+        },
         "audio": lambda: audio_quality(
             args.bundle or runs / "bundle",
             held_out_files(runs, entries),
@@ -323,9 +343,12 @@ def main() -> None:
             args.clips,
             args.audio_seconds,
             args.guidance[-1],
+            args.segments,
         ),
-        "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs),
-        "conditioning": lambda: conditioning_quality(runs, args.clips, args.seconds, args.guidance),
+        "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs, args.top),
+        "conditioning": lambda: conditioning_quality(
+            runs, args.bundle or runs / "bundle", args.clips, args.seconds, args.guidance
+        ),
     }
     out = Path(args.out or runs / "quality.json")
     # with --only, the parts measured are merged into an existing report (rerun a failed part alone)

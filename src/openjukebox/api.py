@@ -166,6 +166,7 @@ def sample(
     on_progress: Callable[[Progress], None] | None = None,
     on_level: Callable[[int, list[str]], None] | None = None,
     adapter: str | os.PathLike | None = None,
+    segments: int = 1,
 ) -> dict:
     """Sample ``n_samples`` songs with a model bundle, decode every sampled level, write the outputs.
 
@@ -190,6 +191,10 @@ def sample(
     ``adapter``: a LoRA adapter folder made by fine-tuning one of the bundle's priors; it is merged
     into that prior, and its artists and genres (old and new) are the ones that level takes.
 
+    ``segments`` > 1 samples each upsampled level in up to that many stretches side by side (see
+    ``sampling.engine``): each stretch is run in before its seam, and the level takes about
+    1/segments of the sequential steps; the codes are not those of window-after-window sampling.
+
     ``out_dir`` gets ``codes.codes`` (the resumable state: calling again with the same settings
     resumes, and a later call with a lower ``lowest`` continues a preview down), one WAV per sample
     and level in ``level_{L}/``, ``spectrogram.png`` and ``metadata.json``. Returns the metadata.
@@ -210,6 +215,8 @@ def sample(
     bundle.check_level(lowest)
     check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
     check_quantize(quantize, device)
+    if not (isinstance(segments, int) and segments >= 1):
+        raise UserError(f"--segments must be a whole number of 1 or more, not {segments}")
     out = Path(out_dir)
     check_output_folder(out)
     if prompt_audio and codes_file:
@@ -228,7 +235,13 @@ def sample(
     seed = _seed(seed, state)
     settings = {
         lv: LevelSettings(
-            temperature, top_k, top_p, HOP_FRACTIONS.get(lv, 0.5), bundle.guidance(lv, guidance), quantize=quantize
+            temperature,
+            top_k,
+            top_p,
+            HOP_FRACTIONS.get(lv, 0.5),
+            bundle.guidance(lv, guidance),
+            quantize=quantize,
+            segments=segments,
         )
         for lv in bundle.configs
     }

@@ -6,7 +6,7 @@ import torch
 from openjukebox.prior.conditioning import forget_labels
 from openjukebox.prior.config import get_preset
 from openjukebox.prior.model import build_prior
-from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, window_starts
+from openjukebox.sampling.engine import LevelSettings, plan_windows, sample_level, segment_plan, window_starts
 from openjukebox.sampling.sampler import filter_logits, sample_window
 
 
@@ -178,3 +178,56 @@ def test_guidance_against_the_same_labels_or_of_one_is_plain_sampling():
     )
     draw(on_logits=lambda t, lg: first.setdefault(-1, lg) if t == 0 else None)
     assert (first[0] - first[-1]).abs().max() > 1e-3  # the labels, amplified, move the first token's logits
+
+
+class StretchPrior(DummyPrior):
+    """Samples tokens ``tag * 100000 + position``: the tag is the absolute code where the row's
+    stretch began (its first window has no prompt), so the output shows which stretch wrote what."""
+
+    def sample(self, prior, cond, length, prompt=None, **kw):
+        p = 0 if prompt is None else prompt.shape[1]
+        starts = cond.y[:, 1] // self.cfg.hop_length
+        self.calls.append(dict(starts=starts.tolist(), length=length, p=p, y=cond.y.clone(), above=cond.above.clone()))
+        tags = starts if prompt is None else prompt[:, 0] // 100000
+        new = torch.stack([t * 100000 + torch.arange(s + p, s + length) for t, s in zip(tags, starts, strict=True)])
+        return new if prompt is None else torch.cat([prompt, new], 1)
+
+
+def test_segment_plans_cover_the_level_once_with_a_run_in_before_every_seam():
+    for total, n_ctx, up, segments in [(27568, 512, 4, 8), (6892, 512, 4, 8), (1000, 64, 4, 3), (4096, 64, 8, 16)]:
+        plan = segment_plan(total, n_ctx, up, segments)
+        kept = [plan.kept(s) for s in range(plan.count)]
+        assert kept[0][0] == 0 and kept[-1][1] == total == plan.stride * (plan.count - 1) + plan.length
+        assert all(a[1] == b[0] for a, b in zip(kept, kept[1:], strict=False))  # contiguous, each code once
+        assert plan.stride % up == 0 and plan.overlap >= n_ctx // 2 and plan.stride >= 2 * n_ctx
+        assert plan.count == min(segments, (total - n_ctx // 2) // (2 * n_ctx))
+    assert segment_plan(27568, 512, 4, 1) is None and segment_plan(1500, 512, 4, 8) is None  # one stretch
+
+
+def test_a_level_in_segments_samples_its_stretches_side_by_side_with_their_own_conditioning():
+    n_ctx, hop, up, total = 64, 32, 4, 64 * 9
+    prior = StretchPrior(n_ctx, 1, hop, up)
+    y = torch.tensor([[total * hop, 0, 0, 5, 2], [total * hop, 0, 0, 6, 1]])
+    above = torch.arange(total // up).expand(2, -1) + 1000
+    saved = []
+    settings = LevelSettings(hop_fraction=0.5, segments=3, max_batch=4)
+    codes = sample_level(
+        prior, 2, total, y, above, settings, 0, on_window=lambda w, c: saved.append(c.clone()), sampler=prior.sample
+    )
+    plan = segment_plan(total, n_ctx, up, 3)
+    assert plan.count == 3
+    for s in range(plan.count):  # every code comes from the stretch that keeps it, sampled at its position
+        a, e = plan.kept(s)
+        assert torch.equal(codes[:, a:e], (s * plan.stride * 100000 + torch.arange(a, e)).expand(2, -1))
+    # 6 rows (2 songs x 3 stretches) in batches of at most 4, window by window in step
+    windows = plan_windows(plan.length, n_ctx, n_ctx // 2)
+    assert [len(c["starts"]) for c in prior.calls] == [4, 2] * len(windows)
+    for call in prior.calls:
+        for row, start in enumerate(call["starts"]):  # labels and upper codes of the row's own place
+            assert call["y"][row, 1] == start * hop and call["y"][row, 2] == n_ctx * hop
+            assert torch.equal(call["above"][row], torch.arange(start // up, start // up + n_ctx // up) + 1000)
+    assert [c["y"][:, 3].tolist() for c in prior.calls[:2]] == [[5, 5, 5, 6], [6, 6]]
+    assert len(saved) == 1 and torch.equal(saved[0], codes)  # saved once, complete
+    # given codes (a prompt, a resumed level): one stretch, primed on them, as before
+    given = sample_level(prior, 2, total, y, above, settings, 0, codes=codes[:, :10], sampler=prior.sample)
+    assert torch.equal(given[:, 10:], torch.arange(10, total).expand(2, -1))

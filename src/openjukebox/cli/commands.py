@@ -207,6 +207,7 @@ def _shared_sampling(args: argparse.Namespace) -> dict:
         "guidance": args.guidance,
         "quantize": args.quantize,
         "adapter": args.adapter,
+        "segments": args.segments,
     }
 
 

@@ -121,6 +121,13 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         help="int8: int8 weights in the priors' transformers, CPU only; faster for wide priors (1.5x measured "
         "at width 512), slower for the small shipped model (default none)",
     )
+    p.add_argument(
+        "--segments",
+        type=A.number(int, 1, 64),
+        default=1,
+        help="sample each upsampled level in up to this many stretches side by side, each run in before its "
+        "seam: about this many times fewer steps, not the same codes (default 1: window after window)",
+    )
 
 
 def _add(sub, name: str, func, **kw) -> argparse.ArgumentParser:

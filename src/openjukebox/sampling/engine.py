@@ -6,6 +6,13 @@ the earlier windows already produced and samples only the new ones, so every pos
 exactly once. Upsampler windows are conditioned on the matching slice of the level above; label
 rows are recomputed per window (offset, timing). Each window draws from its own generator,
 seeded from (seed, level, window), so a run resumed after any window equals an uninterrupted one.
+
+Upsamplers can sample a level in ``segments`` (``LevelSettings.segments``): the level is cut into
+that many stretches sampled side by side as one batch, each a chain of windows as above. Each
+stretch after the first starts ``n_ctx / 2`` codes or more before its seam and those codes are
+dropped, so at the seam it is already under way; the two sides of a seam are sampled apart, both
+conditioned on the level above. It trades exactness for steps: the level takes about 1/segments of
+the sequential steps. Such a level is saved when it is complete (an interrupted one starts again).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class LevelSettings:
     guidance: float = 1.0  # classifier-free guidance on artist and genre; 1: none
     chunk_size: int = 64  # prefill chunk: bounds the memory of priming
     max_batch: int = 16  # samples drawn together; more are split into batches
+    segments: int = 1  # upsamplers: stretches of the level sampled side by side (see the module's notes)
     quantize: str = "none"  # "int8": sample_level samples with int8 linear layers (CPU; sampling.fast.prepare_prior)
 
 
@@ -132,6 +140,9 @@ def sample_level(
     if done:
         out[:, :done] = codes
     up = cfg.conditioner.upsample if cfg.conditioner else None
+    plan = segment_plan(total, n_ctx, up, settings.segments) if up and not done and lyrics is None else None
+    if plan is not None:
+        return _sample_segments(prior, plan, n_samples, y, above, settings, seed, on_window, on_tokens, sampler)
     for window in plan_windows(total, n_ctx, hop):
         if window.end <= done:
             continue
@@ -167,4 +178,84 @@ def sample_level(
             )
         if on_window is not None:
             on_window(window, out[:, : window.end])
+    return out
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """``count`` stretches of ``length`` codes starting every ``stride`` codes, the last ending at the
+    level's end. Stretch s keeps [s*stride + overlap, (s+1)*stride + overlap) (the first keeps from
+    0, the last to the end): its first ``overlap`` codes run it in and are dropped."""
+
+    count: int
+    length: int
+    stride: int
+    overlap: int
+
+    def kept(self, s: int) -> tuple[int, int]:
+        """The codes of the level that stretch ``s`` provides, as (start, end) in the level."""
+        start = 0 if s == 0 else s * self.stride + self.overlap
+        return start, (s + 1) * self.stride + self.overlap if s + 1 < self.count else self.stride * s + self.length
+
+
+def segment_plan(total: int, n_ctx: int, up: int, segments: int) -> SegmentPlan | None:
+    """How to sample ``total`` codes in up to ``segments`` stretches of at least 2 n_ctx codes, with
+    a run-in of at least n_ctx / 2 codes; starts are multiples of ``up``. None: one stretch."""
+    run_in = n_ctx // 2
+    count = min(segments, (total - run_in) // (2 * n_ctx))
+    if count < 2:
+        return None
+    stride = (total - run_in) // count // up * up
+    length = total - (count - 1) * stride
+    return SegmentPlan(count, length, stride, length - stride)
+
+
+def _sample_segments(
+    prior: Prior, plan: SegmentPlan, n: int, y, above, settings: LevelSettings, seed, on_window, on_tokens, sampler
+) -> torch.Tensor:
+    """``sample_level`` in stretches: every song's ``plan.count`` stretches are rows of one batch
+    (split at ``settings.max_batch`` rows), sampled window by window in step."""
+    cfg = prior.cfg
+    n_ctx, up, device = cfg.n_ctx, cfg.conditioner.upsample, prior.pos_emb.device
+    rows = [(i, s) for i in range(n) for s in range(plan.count)]  # (song, stretch)
+    offsets = torch.tensor([s * plan.stride for _, s in rows])
+    songs = torch.tensor([i for i, _ in rows])
+    stretch = torch.zeros(len(rows), plan.length, dtype=torch.long, device=device)
+    total = plan.stride * (plan.count - 1) + plan.length
+    scale = n * total / (len(rows) * plan.length)  # progress in codes of the level, not codes sampled
+    windows = plan_windows(plan.length, n_ctx, max(1, int(settings.hop_fraction * n_ctx)))
+    for window in windows:
+        gen = torch.Generator(device=device).manual_seed(window_seed(seed, cfg.level, window.index))
+        for b in range(0, len(rows), settings.max_batch):
+            part = slice(b, b + settings.max_batch)
+            pairs = list(zip(songs[part].tolist(), (offsets[part] + window.start).tolist(), strict=True))
+            y_w = None if y is None else torch.cat([window_labels(y[i : i + 1], st, cfg)[0] for i, st in pairs])
+            y_w = None if y_w is None else y_w.to(device)
+            above_w = torch.stack([above[i, st // up : st // up + n_ctx // up] for i, st in pairs]).to(device)
+            cond = prior.condition(y_w, above_w, batch=above_w.shape[0])
+            guide = {}
+            if settings.guidance != 1.0 and y_w is not None:
+                unknown = forget_labels(y_w, cfg.labels.max_bow_genre_size)
+                guide = {"uncond": prior.condition(unknown, above_w), "guidance": settings.guidance}
+            prompt = stretch[part, window.start : window.primed]
+            batch = prompt.shape[0]
+            stretch[part, window.start : window.end] = sampler(
+                prior,
+                cond,
+                window.end - window.start,
+                prompt=prompt if prompt.shape[1] else None,
+                temperature=settings.temperature,
+                top_k=settings.top_k,
+                top_p=settings.top_p,
+                generator=gen,
+                chunk_size=settings.chunk_size,
+                progress=None if on_tokens is None else lambda k, b=batch: on_tokens(k * b * scale),
+                **guide,
+            )
+    out = torch.zeros(n, total, dtype=torch.long, device=device)
+    for r, (i, s) in enumerate(rows):
+        a, e = plan.kept(s)
+        out[i, a:e] = stretch[r, a - s * plan.stride : e - s * plan.stride]
+    if on_window is not None:
+        on_window(Window(windows[-1].index, total - (windows[-1].end - windows[-1].start), total, 0), out)
     return out
