@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The shipped model (src/openjukebox/models/default), built in resumable stages on a CPU (or a GPU):
-#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top up1 up0 bundle (default all), ship
+#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top align up1 up0 bundle (default
+#   all), ship
 # (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
-# The defaults are the shipped model's steps (VQVAE_STEPS, TOP_STEPS, UP1_STEPS, UP0_STEPS).
+# The defaults are the shipped model's steps (VQVAE_STEPS, TOP_STEPS, ALIGN_STEPS, UP1_STEPS, UP0_STEPS).
 # Needs: pip install -e '.[data]' && pip install --no-deps tinysoundfont, and the game music:
 #   apt-get install wesnoth-1.16-music warzone2100-music
 # Data: 4 composers x 10 pieces x 4 instrument sets (30 s each), 24 sung chorales (45 s), and
@@ -13,7 +14,8 @@
 # ~3.5 s per step, its held-out real recordings past -15 / -8 / -4 dB by step 1,000; encoding the
 # 7.7 hours into codes ~18 min per level (cached, shared by the priors); the priors at ~1-2 steps
 # per second each with three running side by side (top up1 up0 as three commands at once), about
-# 2 h 15 min each to the shipped model's steps.
+# 2 h 15 min each to the shipped model's steps. The align stage fine-tunes the top prior with the
+# supervised lyric-alignment loss (the chorales' syllable times): 3,000 steps, ~20 min on one thread.
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -21,7 +23,7 @@ if [ -n "${UP_STEPS:-}" ]; then
 fi
 WORK=${1:-runs/music_model}
 shift || true
-STAGES=${*:-data testset vqvae top up1 up0 bundle}
+STAGES=${*:-data testset vqvae top align up1 up0 bundle}
 OJ="python -m openjukebox -q"
 export OPENJUKEBOX_CACHE="$WORK/cache"
 mkdir -p "$WORK"
@@ -74,6 +76,15 @@ PY
         train prior "$WORK/top" "${TOP_STEPS:-10730}" --level 2 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_top_lyrics --eval-every 500
         ;;
+    align) # the top prior fine-tuned to align lyrics: half of each batch from the timed chorales
+        if [ -f "$WORK/top_align/train_state.pt" ]; then
+            $OJ train prior --out "$WORK/top_align" --resume --steps "${ALIGN_STEPS:-3000}"
+        else
+            $OJ train prior --out "$WORK/top_align" --init-from "$WORK/top" --finetune full --data "$WORK/all.jsonl" \
+                --vqvae "$WORK/vqvae" --steps "${ALIGN_STEPS:-3000}" --lr 3e-4 --eval-every 250 --save-every 250 \
+                --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5
+        fi
+        ;;
     up1)
         train prior "$WORK/up1" "${UP1_STEPS:-10737}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_1 --eval-every 500
@@ -83,12 +94,12 @@ PY
             --preset mini_upsampler_0 --eval-every 500
         ;;
     bundle)
-        for pair in vqvae:vqvae top:prior_level_2 up1:prior_level_1 up0:prior_level_0; do
+        for pair in vqvae:vqvae top_align:prior_level_2 up1:prior_level_1 up0:prior_level_0; do
             mkdir -p "$WORK/bundle/${pair#*:}"
             cp "$WORK/${pair%%:*}/config.json" "$WORK/${pair%%:*}/model.safetensors" "$WORK/bundle/${pair#*:}/"
         done
         echo "bundle ready: $WORK/bundle; measure it with:"
-        echo "  python benchmarks/eval_model.py --runs $WORK --lyrics-songs $WORK/chorales_test/manifest.jsonl"
+        echo "  python benchmarks/eval_model.py --runs $WORK --top top_align --lyrics-songs $WORK/chorales_test/manifest.jsonl"
         ;;
     ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
         python - "$WORK" "$(dirname "$0")/../src/openjukebox/models/default" <<'PY'
@@ -102,7 +113,7 @@ if missing:
     sys.exit(f"the bundle is incomplete ({missing[0]} is missing): run the bundle stage first")
 if not (work / "quality.json").is_file():
     sys.exit(
-        f"measure the bundle first: python benchmarks/eval_model.py --runs {work} "
+        f"measure the bundle first: python benchmarks/eval_model.py --runs {work} --top top_align "
         f"--lyrics-songs {work}/chorales_test/manifest.jsonl (writes {work}/quality.json)"
     )
 for part in parts:
@@ -111,11 +122,13 @@ for part in parts:
     doc = json.loads((work / "bundle" / part / "config.json").read_text())
     if "vqvae" in doc:  # the bundle's own VQ-VAE, not a folder of the machine that trained it
         doc["vqvae"]["path"] = "vqvae"
+    if "finetuned_from" in doc:  # the recipe's run, not a folder of that machine
+        doc["finetuned_from"]["init_from"] = Path(doc["finetuned_from"]["init_from"]).name
     (dest / part / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
 shutil.copyfile(work / "quality.json", dest / "quality.json")
 print(f"shipped {work}/bundle to {dest}; update {dest}/MODEL_CARD.md from {dest}/quality.json")
 PY
         ;;
-    *) echo "unknown stage $stage (data testset vqvae top up1 up0 bundle ship)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (data testset vqvae top align up1 up0 bundle ship)" >&2; exit 2 ;;
     esac
 done

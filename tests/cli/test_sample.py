@@ -187,3 +187,19 @@ def test_guidance_defaults_to_the_models_label_dropout_and_is_recorded(bundle, t
     assert settings(tmp_path / "given")["guidance"] == 1.5
     assert main([*base, "--model", str(guided), "--guidance", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "argument --guidance: must be a number, above 0, not 0" in capsys.readouterr().err
+
+
+def test_segments_change_only_the_upsampled_levels_and_a_finished_run_is_kept(bundle, tmp_path):
+    def run(out, *extra):
+        base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "4"]
+        assert main([*base, "--out", str(out), *extra]) == 0
+        return CodesFile.load(out / "codes.codes")
+
+    one, four = run(tmp_path / "one"), run(tmp_path / "four", "--segments", "4")
+    assert torch.equal(one.codes[2], four.codes[2])  # the top level is sampled as before
+    # level 1 (832 codes) is too short for two stretches of twice its 256-code context: as before
+    assert torch.equal(one.codes[1], four.codes[1])
+    assert four.codes[0].shape == one.codes[0].shape and not torch.equal(four.codes[0], one.codes[0])
+    assert {s["segments"] for s in four.extra["sampling"]["settings"].values()} == {4}
+    again = run(tmp_path / "four", "--segments", "4")  # the same command again: nothing left to sample
+    assert all(torch.equal(again.codes[lv], four.codes[lv]) for lv in (2, 1, 0))

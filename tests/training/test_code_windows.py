@@ -70,6 +70,6 @@ def test_without_the_new_options_the_draws_are_those_of_before(two_tracks):
 
 def test_a_share_of_timed_songs_needs_timed_songs(two_tracks):
     windows, _, _ = two_tracks
-    with pytest.raises(ValueError, match="no track has any"):
+    with pytest.raises(ValueError, match="no training file has any"):
         windows(tokenizer=None, n_tokens=0, timed_share=0.5)
     assert windows(timed_share=1.0).batch(4, step=0)[1][:, 3].tolist() == [1] * 4
