@@ -147,6 +147,8 @@ def workspace(tmp_path_factory):
     mine = [{"path": f"home/music/piece_{i}.wav", "artist": "Ada Lovelace", "genre": "harp"} for i in range(3)]
     (ws / "mine.jsonl").write_text("".join(json.dumps(e) + "\n" for e in mine))  # a name the shipped model lacks
     sung = [{**e, "lyrics": "Nun danket alle Gott mit Herzen, Mund und Haenden"} for e in entries]
+    for e in sung[:2]:  # timed, so that whichever song is held out, one with times trains
+        e["lyrics"] = [{"time": 0.0, "text": "Nun danket "}, {"time": 1.2, "text": "alle Gott"}]
     (ws / "sung.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sung))
     (ws / "words.lrc").write_text(LYRICS)
     (ws / "examples").symlink_to(README.parent / "examples")
