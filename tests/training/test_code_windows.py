@@ -26,8 +26,10 @@ def two_tracks(tmp_path):
         prefixes.append(prefix)
     vocab = LabelVocab.from_metadata(metas)
 
-    def windows(tokenizer=TOK, n_tokens=N_TOKENS, **kw):
-        return CodeWindows(tracks, prefixes, 2, N_CTX, HOP, None, vocab, 1, 0, tokenizer, n_tokens, SR, **kw)
+    def windows(tokenizer=TOK, n_tokens=N_TOKENS, only=slice(None), **kw):
+        return CodeWindows(
+            tracks[only], prefixes[only], 2, N_CTX, HOP, None, vocab, 1, 0, tokenizer, n_tokens, SR, **kw
+        )
 
     return windows, read_lyrics(metas[0], None, TOK), vocab.artist_id("x")
 
@@ -72,4 +74,11 @@ def test_a_share_of_timed_songs_needs_timed_songs(two_tracks):
     windows, _, _ = two_tracks
     with pytest.raises(ValueError, match="no training file has any"):
         windows(tokenizer=None, n_tokens=0, timed_share=0.5)
+    with pytest.raises(ValueError, match="no training file has any"):  # training windows of an alignment loss
+        windows(only=slice(1, 2), align=True, need_timed=True)
+    held_out = windows(only=slice(1, 2), align=True).fixed(3)  # validation: an instrumental is fine
+    assert held_out[3].shape == (3, N_CTX) and (held_out[3] == -1).all()
     assert windows(timed_share=1.0).batch(4, step=0)[1][:, 3].tolist() == [1] * 4
+    # a share below one window per batch is drawn at random: about that share of all windows
+    timed = sum(int(windows(timed_share=0.25).batch(1, step=k)[1][0, 3] == 1) for k in range(400))
+    assert 0.5 * 400 + 0.25 * 0.5 * 400 - 40 < timed < 0.5 * 400 + 0.25 * 0.5 * 400 + 40

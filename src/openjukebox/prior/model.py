@@ -266,10 +266,10 @@ class Prior(nn.Module):
             attn.record = True
         try:
             lyric_logits, logits = self(codes, cond, with_lyrics=True)
-            weights = None if attn is None else attn.weights
+            weights = None if attn is None else attn.log_weights
         finally:
             if attn is not None:
-                attn.record, attn.weights = False, None
+                attn.record, attn.weights, attn.log_weights = False, None, None
         gen = _bits(logits, codes + self.code_offset)
         if lyric_logits is None:
             return {"total": gen, "gen": gen}
@@ -313,7 +313,7 @@ class Prior(nn.Module):
             self(codes, cond)
             weights = attn.weights
         finally:
-            attn.record, attn.weights = False, None
+            attn.record, attn.weights, attn.log_weights = False, None, None
         if self.single:
             weights = weights[:, :, self.prefix_len :, : self.prefix_len]
         return weights
@@ -323,14 +323,14 @@ class Prior(nn.Module):
         return [i for i, kind in enumerate(self.transformer.kinds) if kind in (CROSS, PRIME)]
 
 
-def _alignment_bits(weights: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Attention weights (N, L, S) against target positions (N, L; -1 ignored): mean bits of the
-    target under the weights, how often it has the largest weight, and how many targets there are."""
+def _alignment_bits(log_weights: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Log attention weights (N, L, S) against target positions (N, L; -1 ignored): mean bits of
+    the target under the weights, how often it has the largest weight, and how many targets there are."""
     known = target >= 0
-    picked = weights.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).float()
+    picked = log_weights.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1).float()
     n = known.sum()
-    bits = -(picked.clamp_min(1e-9).log() * known).sum() / n.clamp_min(1) / math.log(2)
-    accuracy = ((weights.argmax(-1) == target) & known).sum() / n.clamp_min(1)
+    bits = -torch.where(known, picked, 0.0).sum() / n.clamp_min(1) / math.log(2)
+    accuracy = ((log_weights.argmax(-1) == target) & known).sum() / n.clamp_min(1)
     return {"align": bits, "align_accuracy": accuracy.detach(), "align_codes": n.detach()}
 
 

@@ -84,10 +84,12 @@ class CodeWindows:
         align: bool = False,
         jitter: float = 0.0,
         timed_share: float = 0.0,
+        need_timed: bool = False,
     ):
         """``align``: windows carry alignment targets; ``jitter``: the lyric window's centre moves by
-        up to this many seconds either way (uniform, seeded); ``timed_share``: that fraction of each
-        batch comes from the tracks with timed lyrics."""
+        up to this many seconds either way (uniform, seeded); ``timed_share``: on average that
+        fraction of each batch comes from the tracks with timed lyrics; ``need_timed``: refuse
+        tracks without any (the training windows of an alignment loss)."""
         self.level, self.n_ctx, self.hop, self.upsample, self.seed = level, n_ctx, hop, upsample, seed
         self.n_tokens, self.sample_rate = n_tokens, sample_rate
         self.align, self.jitter = align and n_tokens > 0, jitter if n_tokens else 0.0
@@ -108,10 +110,10 @@ class CodeWindows:
         weights = np.array(self._starts, dtype=np.float64)
         self._p = weights / weights.sum()
         timed = np.array([it.lyrics is not None and it.lyrics.times is not None for it in self.items])
-        if timed_share > 0 and not timed.any():
+        if (timed_share > 0 or need_timed) and not timed.any():
             raise ValueError(
-                "--timed-share draws windows of songs with timed lyrics, but no training file has any: give "
-                "lyrics with times (a list of {'time', 'text'} in the manifest, or an .lrc file), or leave it out"
+                "--timed-share and --align-weight need songs with timed lyrics, but no training file has any: give "
+                "lyrics with times (a list of {'time', 'text'} in the manifest, or an .lrc file), or leave them out"
             )
         self._timed_share = timed_share
         self._p_timed = weights * timed / (weights * timed).sum() if timed.any() else None
@@ -149,7 +151,8 @@ class CodeWindows:
         """(codes (B, n_ctx), labels (B, 4+G), codes above (B, n_ctx/upsample) or None, alignment
         targets (B, n_ctx) or None) for this step."""
         rng = np.random.default_rng([self.seed, step, rank])
-        n_timed = int(round(self._timed_share * batch_size))
+        # rounded at random (seeded), so that a small batch per rank still gets the share on average
+        n_timed = int(self._timed_share * batch_size + rng.random()) if self._timed_share else 0
         picks = np.concatenate(
             [
                 rng.choice(len(self.items), size=n_timed, p=self._p_timed) if n_timed else np.zeros(0, dtype=int),

@@ -228,7 +228,12 @@ class PriorRun(TrainingRun):
         if cfg.lyrics is None and (tc.align_weight > 0 or tc.lyric_jitter > 0 or tc.timed_share > 0):
             raise UserError(
                 "--align-weight, --lyric-jitter and --timed-share train a lyrics prior; this one has no lyrics "
-                "(give a lyrics preset such as mini_top_lyrics, or leave them out)"
+                "(train a lyrics preset such as mini_top_lyrics, fine-tune a prior with lyrics, or leave them out)"
+            )
+        if tc.align_weight > 0 and tc.activation_checkpointing:
+            raise UserError(
+                "--align-weight reads the alignment head's attention, which --activation-checkpointing recomputes "
+                "without it; give one of the two"
             )
         out.mkdir(parents=True, exist_ok=True)
         hop = vq.hop_lengths[level]
@@ -265,7 +270,7 @@ class PriorRun(TrainingRun):
         del vq
         slots = self.cfg.labels.max_bow_genre_size if self.cfg.labels else 1
 
-        def windows(tracks, code_paths):
+        def windows(tracks, code_paths, training: bool):
             lc = self.cfg.lyrics
             return CodeWindows(
                 tracks,
@@ -282,12 +287,13 @@ class PriorRun(TrainingRun):
                 self.cfg.sample_rate,
                 align=tc.align_weight > 0,
                 jitter=tc.lyric_jitter,
-                timed_share=tc.timed_share,
+                timed_share=tc.timed_share if training else 0.0,  # validation: every held-out window
+                need_timed=training and tc.align_weight > 0,
             )
 
         n_train = len(audio.train)
-        self.train_windows = windows(audio.train, paths[:n_train])
-        self.val = windows(audio.val, paths[n_train:]).fixed(tc.val_crops_per_file) if audio.val else None
+        self.train_windows = windows(audio.train, paths[:n_train], True)
+        self.val = windows(audio.val, paths[n_train:], False).fixed(tc.val_crops_per_file) if audio.val else None
         self.unigram_bits = self.train_windows.unigram_bits()  # fixed: computed once, reported at every validation
         if dist.is_main:
             print(f"level {level}: codes unigram entropy {self.unigram_bits:.3f} bits", file=sys.stderr)

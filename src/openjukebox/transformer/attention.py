@@ -96,6 +96,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(n_state, width)
         self.record = False  # keep the softmax weights of the last call in self.weights (alignment)
         self.weights: torch.Tensor | None = None
+        self.log_weights: torch.Tensor | None = None  # cross and prime attention only
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         n, t, _ = x.shape
@@ -155,7 +156,8 @@ class Attention(nn.Module):
         if self.kind == PRIME:
             mask = reference_mask(PRIME, q.shape[2], self.block_ctx, self.prime_len)[:, : k.shape[2]]
             scores = scores.masked_fill(~mask.to(q.device), float("-inf"))
-        self.weights = torch.softmax(scores, dim=-1)  # with their graph: the alignment loss trains them
+        self.log_weights = torch.log_softmax(scores, dim=-1)  # with their graph: the alignment loss trains them
+        self.weights = self.log_weights.exp()
         return self._merge(self.weights.to(v.dtype) @ v)
 
     def forward_reference(self, x: torch.Tensor, encoder: torch.Tensor | None = None) -> torch.Tensor:
