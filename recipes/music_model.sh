@@ -78,7 +78,8 @@ PY
         ;;
     align) # the top prior fine-tuned to align lyrics: half of each batch from the timed chorales
         if [ -f "$WORK/top_align/train_state.pt" ]; then
-            $OJ train prior --out "$WORK/top_align" --resume --steps "${ALIGN_STEPS:-3000}"
+            $OJ train prior --out "$WORK/top_align" --resume --steps "${ALIGN_STEPS:-3000}" --data "$WORK/all.jsonl" \
+                --vqvae "$WORK/vqvae"
         else
             $OJ train prior --out "$WORK/top_align" --init-from "$WORK/top" --finetune full --data "$WORK/all.jsonl" \
                 --vqvae "$WORK/vqvae" --steps "${ALIGN_STEPS:-3000}" --lr 3e-4 --eval-every 250 --save-every 250 \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import secrets
 import sys
@@ -215,8 +216,9 @@ def sample(
     bundle.check_level(lowest)
     check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
     check_quantize(quantize, device)
-    if not (isinstance(segments, int) and segments >= 1):
-        raise UserError(f"--segments must be a whole number of 1 or more, not {segments}")
+    if isinstance(segments, bool) or not isinstance(segments, numbers.Integral) or not 1 <= segments <= 64:
+        raise UserError(f"--segments must be a whole number from 1 to 64, not {segments!r}")
+    segments = int(segments)
     out = Path(out_dir)
     check_output_folder(out)
     if prompt_audio and codes_file:
@@ -241,7 +243,7 @@ def sample(
             HOP_FRACTIONS.get(lv, 0.5),
             bundle.guidance(lv, guidance),
             quantize=quantize,
-            segments=segments,
+            segments=segments if bundle.configs[lv].conditioner is not None else 1,  # upsamplers only
         )
         for lv in bundle.configs
     }

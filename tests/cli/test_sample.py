@@ -189,17 +189,28 @@ def test_guidance_defaults_to_the_models_label_dropout_and_is_recorded(bundle, t
     assert "argument --guidance: must be a number, above 0, not 0" in capsys.readouterr().err
 
 
-def test_segments_change_only_the_upsampled_levels_and_a_finished_run_is_kept(bundle, tmp_path):
+def test_segments_change_only_the_upsampled_levels_and_a_preview_continues_down_with_them(
+    bundle, tmp_path, monkeypatch
+):
     def run(out, *extra):
         base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "4"]
-        assert main([*base, "--out", str(out), *extra]) == 0
-        return CodesFile.load(out / "codes.codes")
+        return main([*base, "--out", str(out), *extra])
 
-    one, four = run(tmp_path / "one"), run(tmp_path / "four", "--segments", "4")
+    assert run(tmp_path / "one") == 0
+    one = CodesFile.load(tmp_path / "one" / "codes.codes")
+    assert run(tmp_path / "four", "--lowest-level", "2") == 0  # a preview, then down in segments
+    assert run(tmp_path / "four", "--segments", "4") == 0
+    four = CodesFile.load(tmp_path / "four" / "codes.codes")
     assert torch.equal(one.codes[2], four.codes[2])  # the top level is sampled as before
     # level 1 (832 codes) is too short for two stretches of twice its 256-code context: as before
     assert torch.equal(one.codes[1], four.codes[1])
     assert four.codes[0].shape == one.codes[0].shape and not torch.equal(four.codes[0], one.codes[0])
-    assert {s["segments"] for s in four.extra["sampling"]["settings"].values()} == {4}
-    again = run(tmp_path / "four", "--segments", "4")  # the same command again: nothing left to sample
-    assert all(torch.equal(again.codes[lv], four.codes[lv]) for lv in (2, 1, 0))
+    settings = four.extra["sampling"]["settings"]
+    assert (settings["2"]["segments"], settings["1"]["segments"], settings["0"]["segments"]) == (1, 4, 4)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("a finished run sampled again")
+
+    monkeypatch.setattr("openjukebox.sampling.song.sample_window", no_sampling)
+    assert run(tmp_path / "four", "--segments", "4") == 0  # the same command again: nothing to sample
+    assert run(tmp_path / "four", "--segments", "2") == 2  # levels already sampled keep their settings

@@ -189,6 +189,8 @@ class StretchPrior(DummyPrior):
         starts = cond.y[:, 1] // self.cfg.hop_length
         self.calls.append(dict(starts=starts.tolist(), length=length, p=p, y=cond.y.clone(), above=cond.above.clone()))
         tags = starts if prompt is None else prompt[:, 0] // 100000
+        if kw.get("progress"):
+            kw["progress"](length - p)
         new = torch.stack([t * 100000 + torch.arange(s + p, s + length) for t, s in zip(tags, starts, strict=True)])
         return new if prompt is None else torch.cat([prompt, new], 1)
 
@@ -200,7 +202,8 @@ def test_segment_plans_cover_the_level_once_with_a_run_in_before_every_seam():
         assert kept[0][0] == 0 and kept[-1][1] == total == plan.stride * (plan.count - 1) + plan.length
         assert all(a[1] == b[0] for a, b in zip(kept, kept[1:], strict=False))  # contiguous, each code once
         assert plan.stride % up == 0 and plan.overlap >= n_ctx // 2 and plan.stride >= 2 * n_ctx
-        assert plan.count == min(segments, (total - n_ctx // 2) // (2 * n_ctx))
+    counts = [segment_plan(*args).count for args in [(27568, 512, 4, 8), (6892, 512, 4, 8), (1000, 64, 4, 3)]]
+    assert counts == [8, 6, 3]  # as asked, or as many as hold two contexts each (6892 codes: 6)
     assert segment_plan(27568, 512, 4, 1) is None and segment_plan(1500, 512, 4, 8) is None  # one stretch
 
 
@@ -209,11 +212,22 @@ def test_a_level_in_segments_samples_its_stretches_side_by_side_with_their_own_c
     prior = StretchPrior(n_ctx, 1, hop, up)
     y = torch.tensor([[total * hop, 0, 0, 5, 2], [total * hop, 0, 0, 6, 1]])
     above = torch.arange(total // up).expand(2, -1) + 1000
-    saved = []
+    saved, told = [], []
     settings = LevelSettings(hop_fraction=0.5, segments=3, max_batch=4)
     codes = sample_level(
-        prior, 2, total, y, above, settings, 0, on_window=lambda w, c: saved.append(c.clone()), sampler=prior.sample
+        prior,
+        2,
+        total,
+        y,
+        above,
+        settings,
+        0,
+        on_window=lambda w, c: saved.append(c.clone()),
+        on_tokens=told.append,
+        sampler=prior.sample,
     )
+    # progress counts the level's codes (2 songs), in whole numbers, though the stretches sample more
+    assert all(isinstance(k, int) and k > 0 for k in told) and sum(told) == 2 * total
     plan = segment_plan(total, n_ctx, up, 3)
     assert plan.count == 3
     for s in range(plan.count):  # every code comes from the stretch that keeps it, sampled at its position

@@ -222,7 +222,15 @@ def _sample_segments(
     songs = torch.tensor([i for i, _ in rows])
     stretch = torch.zeros(len(rows), plan.length, dtype=torch.long, device=device)
     total = plan.stride * (plan.count - 1) + plan.length
-    scale = n * total / (len(rows) * plan.length)  # progress in codes of the level, not codes sampled
+    reported = [0, 0]  # codes sampled, codes of the level reported: progress counts the level's codes
+
+    def tell(k: int) -> None:
+        reported[0] += k
+        now = reported[0] * n * total // (len(rows) * plan.length)
+        if now > reported[1]:
+            on_tokens(now - reported[1])
+            reported[1] = now
+
     windows = plan_windows(plan.length, n_ctx, max(1, int(settings.hop_fraction * n_ctx)))
     for window in windows:
         gen = torch.Generator(device=device).manual_seed(window_seed(seed, cfg.level, window.index))
@@ -249,7 +257,7 @@ def _sample_segments(
                 top_p=settings.top_p,
                 generator=gen,
                 chunk_size=settings.chunk_size,
-                progress=None if on_tokens is None else lambda k, b=batch: on_tokens(k * b * scale),
+                progress=None if on_tokens is None else lambda k, b=batch: tell(k * b),
                 **guide,
             )
     out = torch.zeros(n, total, dtype=torch.long, device=device)

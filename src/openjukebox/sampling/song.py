@@ -164,8 +164,12 @@ def _resume_state(path: str | os.PathLike, run: dict) -> CodesFile | None:
         return None
     state = CodesFile.load(path)
     saved = state.extra.get("sampling")
-    if saved != run:
-        changed = sorted(k for k in run if saved is None or saved.get(k) != run[k])
+    changed = ["sampling"] if saved is None else sorted(k for k in run if k != "settings" and saved.get(k) != run[k])
+    if saved is not None:  # settings count for the levels begun; the others may be sampled otherwise
+        begun, defaults = {str(lv) for lv in state.codes}, dataclasses.asdict(LevelSettings())
+        of = lambda d: {lv: {**defaults, **v} for lv, v in d.get("settings", {}).items() if lv in begun}  # noqa: E731
+        changed += [] if of(saved) == of(run) else ["settings"]
+    if changed:
         raise ValueError(
             f"{path} holds another sampling run (different {', '.join(changed)}); "
             "use a new output, or the same settings to resume it"
