@@ -300,6 +300,12 @@ ROWS = [
         "has no lyrics",
     ),
     Row(
+        "train-prior-align-with-checkpointing",
+        "train prior --level 2 --preset tiny_top_lyrics --vqvae {vq} --data {data} --align-weight 1 "
+        "--activation-checkpointing --out {tmp}/out",
+        "--activation-checkpointing",
+    ),
+    Row(
         "train-prior-jitter-negative",
         "train prior --level 2 --vqvae {vq} --data {data} --lyric-jitter -1",
         "--lyric-jitter",
