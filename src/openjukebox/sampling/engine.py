@@ -155,30 +155,38 @@ def sample_level(
             y_w = None if y is None else window_labels(y[rows], window.start, cfg, songs)[0].to(device)
             above_w = None if up is None else above[rows, window.start // up : window.start // up + n_ctx // up]
             above_w = None if above_w is None else above_w.to(device)
-            cond = prior.condition(y_w, above_w, batch=out[rows].shape[0])
-            guide = {}
-            if settings.guidance != 1.0 and y_w is not None:
-                unknown = forget_labels(y_w, cfg.labels.max_bow_genre_size)
-                guide = {"uncond": prior.condition(unknown, above_w), "guidance": settings.guidance}
             known = min(max(window.primed, done), window.end)  # given codes are never re-sampled
             prompt = out[rows, window.start : known]
-            batch = prompt.shape[0]
-            out[rows, window.start : window.end] = sampler(
-                prior,
-                cond,
-                window.end - window.start,
-                prompt=prompt if prompt.shape[1] else None,
-                temperature=settings.temperature,
-                top_k=settings.top_k,
-                top_p=settings.top_p,
-                generator=gen,
-                chunk_size=settings.chunk_size,
-                progress=None if on_tokens is None else lambda k, b=batch: on_tokens(k * b),
-                **guide,
+            out[rows, window.start : window.end] = _sample_rows(
+                prior, sampler, settings, y_w, above_w, prompt, window.end - window.start, gen, on_tokens
             )
         if on_window is not None:
             on_window(window, out[:, : window.end])
     return out
+
+
+def _sample_rows(prior: Prior, sampler, settings: LevelSettings, y_w, above_w, prompt, length, gen, on_tokens):
+    """One window of a batch of rows: their conditioning (and, with guidance, the same rows with
+    the labels unknown), sampled after ``prompt`` (rows, P) to ``length`` codes."""
+    cond = prior.condition(y_w, above_w, batch=prompt.shape[0])
+    guide = {}
+    if settings.guidance != 1.0 and y_w is not None:
+        unknown = forget_labels(y_w, prior.cfg.labels.max_bow_genre_size)
+        guide = {"uncond": prior.condition(unknown, above_w), "guidance": settings.guidance}
+    batch = prompt.shape[0]
+    return sampler(
+        prior,
+        cond,
+        length,
+        prompt=prompt if prompt.shape[1] else None,
+        temperature=settings.temperature,
+        top_k=settings.top_k,
+        top_p=settings.top_p,
+        generator=gen,
+        chunk_size=settings.chunk_size,
+        progress=None if on_tokens is None else lambda k: on_tokens(k * batch),
+        **guide,
+    )
 
 
 @dataclass(frozen=True)
@@ -240,25 +248,17 @@ def _sample_segments(
             y_w = None if y is None else torch.cat([window_labels(y[i : i + 1], st, cfg)[0] for i, st in pairs])
             y_w = None if y_w is None else y_w.to(device)
             above_w = torch.stack([above[i, st // up : st // up + n_ctx // up] for i, st in pairs]).to(device)
-            cond = prior.condition(y_w, above_w, batch=above_w.shape[0])
-            guide = {}
-            if settings.guidance != 1.0 and y_w is not None:
-                unknown = forget_labels(y_w, cfg.labels.max_bow_genre_size)
-                guide = {"uncond": prior.condition(unknown, above_w), "guidance": settings.guidance}
             prompt = stretch[part, window.start : window.primed]
-            batch = prompt.shape[0]
-            stretch[part, window.start : window.end] = sampler(
+            stretch[part, window.start : window.end] = _sample_rows(
                 prior,
-                cond,
+                sampler,
+                settings,
+                y_w,
+                above_w,
+                prompt,
                 window.end - window.start,
-                prompt=prompt if prompt.shape[1] else None,
-                temperature=settings.temperature,
-                top_k=settings.top_k,
-                top_p=settings.top_p,
-                generator=gen,
-                chunk_size=settings.chunk_size,
-                progress=None if on_tokens is None else lambda k, b=batch: tell(k * b),
-                **guide,
+                gen,
+                None if on_tokens is None else tell,
             )
     out = torch.zeros(n, total, dtype=torch.long, device=device)
     for r, (i, s) in enumerate(rows):
