@@ -178,3 +178,16 @@ def test_re_render_a_finished_song_with_another_artist(client, song):
 
 def song_labels(client, song) -> dict:
     return client.get(f"/api/jobs/{song['job']['id']}/files/metadata.json").json()["labels"]
+
+
+def test_a_job_samples_the_upsampled_levels_in_segments(client, song):
+    request = {k: SONG[k] for k in ("artist", "genre", "seed")} | {"source_job": song["job"]["id"], "segments": 4}
+    job = finish(client, client.post("/api/jobs", json=request).json()["id"])
+    assert job["status"] == "done", job["error"]
+    meta = client.get(f"/api/jobs/{job['id']}/files/metadata.json").json()
+    assert {lv: meta["settings"][lv]["segments"] for lv in ("1", "0")} == {"1": 4, "0": 4}
+    before = CodesFile.load(_saved(client.get(f"/api/jobs/{song['job']['id']}/files/codes.codes").content)).codes
+    after = CodesFile.load(_saved(client.get(f"/api/jobs/{job['id']}/files/codes.codes").content)).codes
+    assert torch.equal(after[2], before[2])
+    # the same seed and labels, level 0 (2,756 codes) in stretches side by side: other codes
+    assert after[0].shape == before[0].shape and not torch.equal(after[0], before[0])

@@ -19,6 +19,8 @@ CASES = [
     ("post", "/api/jobs", {"seconds": 1, "n_samples": 0}, 422, "n_samples"),
     ("post", "/api/jobs", {"seconds": 1, "n_samples": 99}, 422, "n_samples"),
     ("post", "/api/jobs", {"seconds": 1, "seed": -3}, 422, "seed"),
+    ("post", "/api/jobs", {"seconds": 1, "segments": 0}, 422, "segments: Input should be greater than or equal to 1"),
+    ("post", "/api/jobs", {"seconds": 1, "segments": 65}, 422, "segments: Input should be less than or equal to 64"),
     ("post", "/api/jobs", {"seconds": 1, "out": "/tmp/x"}, 422, "out: Extra inputs are not permitted"),
     ("post", "/api/jobs", {"seconds": 1, "lyrics": "日本語"}, 400, "no character this model can sing"),
     ("post", "/api/jobs", {"seconds": 1, "lyrics": "[00:05.00]too late"}, 400, "lyrics"),

@@ -5,6 +5,7 @@ Skipped, with the reason, where Playwright or chromium is missing (``.ci/run`` i
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -79,11 +80,12 @@ def field(page, elem_id: str):
     return page.locator(f"#{elem_id}").locator("textarea, input").first
 
 
-def test_write_lyrics_generate_hear_and_download(page, tmp_path):
+def test_write_lyrics_generate_hear_and_download(page, server, tmp_path):
     assert "joseph_haydn" not in page.locator("#status").inner_text()
     assert f"songs {SPAN}" in page.content()
     field(page, "lyrics").fill("Nun danket alle Gott")
     field(page, "seed").fill("5")
+    field(page, "segments").fill("3")
     page.locator("#generate").click()
     first = page.wait_for_selector("#player audio")
     assert "level_2_sample_0.wav" in first.get_attribute("src")  # the top level, before the upsamplers finish
@@ -103,6 +105,8 @@ def test_write_lyrics_generate_hear_and_download(page, tmp_path):
     with page.expect_download() as lrc:
         page.locator("#player a.download", has_text="LRC").click()
     assert "danket" in open(lrc.value.path(), encoding="utf-8").read()
+    meta = json.loads(urllib.request.urlopen(f"{server}/api/jobs").read())[0]
+    assert meta["request"]["segments"] == 3  # the form's segments reached the job
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:4] == b"\x89PNG"

@@ -57,6 +57,9 @@ class JobRequest(BaseModel):
     temperature: float = Field(0.99, gt=0, le=10)
     guidance: float | None = Field(None, gt=0, le=20)
     n_samples: int = Field(1, ge=1, le=8)
+    segments: int = Field(
+        1, ge=1, le=64, description="sample each upsampled level in up to this many stretches side by side (faster)"
+    )
     top_only: bool = Field(False, description="sample the top level only (co-composer candidates)")
     label_seconds: float | None = Field(None, gt=0, le=MAX_SECONDS, description="the finished song's length")
     source_job: str | None = Field(None, pattern=JOB_ID.pattern)
@@ -285,6 +288,7 @@ class JobStore:
             lowest=self.bundle.top if request.top_only else None,
             temperature=request.temperature,
             guidance=request.guidance,
+            segments=request.segments,
             seed=job["seed"],
             device=self.device,
             label_seconds=request.label_seconds,

@@ -119,6 +119,9 @@ def build_ui(store: JobStore) -> gr.Blocks:
             temperature = gr.Slider(0.5, 1.5, value=0.99, step=0.01, label="temperature")
             guidance = gr.Number(value=0, label="guidance (0: the model's default)", elem_id="guidance")
             n_samples = gr.Slider(1, 4, value=1, step=1, label="songs")
+            segments = gr.Slider(
+                1, 16, value=1, step=1, elem_id="segments", label="segments (more: faster lower levels, with seams)"
+            )
         prompt = gr.File(file_types=[".wav", ".flac", ".ogg", ".mp3"], label="prompt audio (optional)")
         prompt_seconds = gr.Number(value=2.0, label="seconds of the prompt to keep")
         with gr.Row():
@@ -141,9 +144,9 @@ def build_ui(store: JobStore) -> gr.Blocks:
         kept = gr.State(None)  # {"job": id, "sample": i, "seconds": length}
         rounds = gr.State(0)  # candidate rounds so far: a fixed seed still gives new candidates each round
 
-        form = [artist, genre, lyrics, seconds, seed, temperature, guidance, n_samples]
+        form = [artist, genre, lyrics, seconds, seed, temperature, guidance, n_samples, segments]
 
-        def base(a, g, ly, secs, sd, temp, guide, n) -> dict:
+        def base(a, g, ly, secs, sd, temp, guide, n, segs) -> dict:
             """The request the form describes (the buttons below change parts of it)."""
             sd = (sd or "").strip()
             if sd and not sd.isdigit():
@@ -157,6 +160,7 @@ def build_ui(store: JobStore) -> gr.Blocks:
                 "temperature": temp,
                 "guidance": guide or None,
                 "n_samples": int(n),
+                "segments": int(segs),
             }
 
         def follow(make):
