@@ -26,7 +26,7 @@ from openjukebox.codec.config import get_preset as codec_preset
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.config import get_preset
-from openjukebox.sampling.alignment import timing_errors
+from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
 from openjukebox.training.prior import TRAIN_PRESETS as PRIOR_TRAIN
 from openjukebox.training.prior import train_prior
 from openjukebox.training.vqvae import TRAIN_PRESETS as VQ_TRAIN
@@ -77,7 +77,8 @@ def main() -> None:
         path = held.parent / entry["path"]
         song = read_lyrics(entry, path, tokenizer)
         codes = encode(path, vq_dir, levels=[2]).codes[2]
-        error, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,))
+        by_spread, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,))
+        error = by_spread[ALIGN_SPREAD]
         errors.extend(error)
         linear_errors.extend(linear)
     errors, linear_errors = np.array(errors), np.array(linear_errors)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from openjukebox.api import decode, encode, sample
 from openjukebox.audio.dataset import held_out_pieces, read_sources
@@ -40,7 +41,7 @@ from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
-from openjukebox.sampling.alignment import timing_errors
+from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
 from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
 
@@ -276,10 +277,18 @@ def conditioning_quality(runs: Path, bundle: Path, clips: int, seconds: float, g
     return result
 
 
+SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # seconds: the alignment's prior around the windows
+
+
 def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top: str = "top") -> dict:
     """Median error (s) of the exported lyric alignment on every held-out song with timed lyrics,
     plus the songs of ``extra`` (a manifest of songs outside the training data), with the windows
-    sampling uses for plain-text lyrics, and with windows chosen from the true times."""
+    sampling uses for plain-text lyrics, and with windows chosen from the true times.
+
+    The alignment's ``spread`` (its prior around where the windows put each character) is chosen
+    on the training songs with timed lyrics, never on the held-out ones; the held-out errors are
+    given for every spread tried, for the chosen one and for the one sampling uses (ALIGN_SPREAD).
+    """
     prior, _, doc = load_prior(runs / top)
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
     held = [str(Path(p).resolve()) for p in json.loads((runs / top / "split.json").read_text())["validation"]]
@@ -287,25 +296,57 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top
     trained = {e.get("piece") for path, e in entries.items() if path not in set(held)}
     extra_songs = list(_manifest(extra).values()) if extra is not None else []
     songs += [(e["path"], e) for e in extra_songs if e.get("piece") not in trained]  # a piece never trained on
-    songs = [(path, e) for path, e in songs if isinstance(e.get("lyrics"), list)]
+    timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
+    songs = [(path, e) for path, e in songs if timed(e)]
+    training = sorted((path, e) for path, e in entries.items() if path not in set(held) and timed(e))
     if not songs:
         return {"note": "no held-out song with timed lyrics"}
     vocab = LabelVocab.from_dict(doc["vocab"])
-    errors = {"plain_text_windows": [], "timed_windows": [], "linear_rule": []}
-    for path, entry in songs:
-        song = read_lyrics(entry, path, tokenizer)
-        codes = encode(path, runs / "vqvae", levels=[2]).codes[2]
-        genres = [g for g in vocab.genre_ids(entry.get("genre"), prior.cfg.labels.max_bow_genre_size) if g >= 0]
-        args = (prior, tokenizer, codes, song, vocab.artist_id(entry.get("artist")), tuple(genres))
-        error, rule = timing_errors(*args)
-        errors["plain_text_windows"].extend(error)
-        errors["linear_rule"].extend(rule)
-        errors["timed_windows"].extend(timing_errors(*args, windows_from_times=True)[0])
+
+    def measure(chosen: list, with_timed_windows: bool) -> dict[str, list]:
+        """Per key (a spread, the linear rule, timed windows): one array of character errors per song."""
+        errors = {"linear_rule": [], "timed_windows": []} | {spread: [] for spread in SPREADS}
+        for path, entry in tqdm(chosen, desc="alignment", leave=False):
+            song = read_lyrics(entry, path, tokenizer)
+            codes = encode(path, runs / "vqvae", levels=[2]).codes[2]
+            genres = [g for g in vocab.genre_ids(entry.get("genre"), prior.cfg.labels.max_bow_genre_size) if g >= 0]
+            args = (prior, tokenizer, codes, song, vocab.artist_id(entry.get("artist")), tuple(genres))
+            by_spread, rule = timing_errors(*args, spreads=SPREADS)
+            errors["linear_rule"].append(rule)
+            for spread, error in by_spread.items():
+                errors[spread].append(error)
+            if with_timed_windows:
+                errors["timed_windows"].append(timing_errors(*args, windows_from_times=True)[0][ALIGN_SPREAD])
+        return errors
+
+    median = lambda songs: round(float(np.median(np.concatenate(songs))), 3)  # noqa: E731
+
+    def interval(a: list, b: list, draws: int = 2000) -> list[float]:
+        """90 % interval of median(a) - median(b) over the songs drawn with replacement (paired)."""
+        rng = np.random.default_rng(0)
+        picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
+        pooled = lambda songs, k: np.median(np.concatenate([songs[i] for i in k]))  # noqa: E731
+        diffs = [pooled(a, k) - pooled(b, k) for k in picks]
+        return [round(float(x), 3) for x in np.percentile(diffs, [5, 95])]
+
+    train = measure(training, False) if training else {}
+    chosen = min(SPREADS, key=lambda s: np.median(np.concatenate(train[s]))) if training else ALIGN_SPREAD
+    errors = measure(songs, True)
     lc = prior.cfg.lyrics
-    return {f"{k}_median_error_s": round(float(np.median(v)), 3) for k, v in errors.items()} | {
+    return {
+        "plain_text_windows_median_error_s": median(errors[ALIGN_SPREAD]),
+        "timed_windows_median_error_s": median(errors["timed_windows"]),
+        "linear_rule_median_error_s": median(errors["linear_rule"]),
+        "plain_text_minus_linear_90pct_interval_s": interval(errors[ALIGN_SPREAD], errors["linear_rule"]),
+        "spread_s": ALIGN_SPREAD,
+        "spread_chosen_on_training_songs_s": chosen,
+        "held_out_median_error_s_by_spread": {str(s): median(errors[s]) for s in SPREADS},
+        "training_median_error_s_by_spread": {str(s): median(train[s]) for s in SPREADS} if training else {},
+        "training_linear_rule_median_error_s": median(train["linear_rule"]) if training else None,
+        "training_songs": len(training),
         "songs": len(songs),
         "extra_songs_left_out_as_trained": sum(e.get("piece") in trained for e in extra_songs),
-        "characters": len(errors["linear_rule"]),
+        "characters": sum(map(len, errors["linear_rule"])),
         "layer_head": [lc.alignment_layer, lc.alignment_head],
     }
 

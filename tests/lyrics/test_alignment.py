@@ -1,8 +1,9 @@
 import json
 
 import numpy as np
+import pytest
 
-from openjukebox.lyrics.alignment import Alignment, SongAttention, choose_head, monotonic_path
+from openjukebox.lyrics.alignment import Alignment, SongAttention, choose_head, expected_centres, monotonic_path
 
 
 def _diagonal(frames_per_char: list[int], noise: float = 0.02, seed: int = 0) -> np.ndarray:
@@ -59,3 +60,29 @@ def test_the_most_monotonic_head_is_chosen():
     layer_weights = {3: [np.stack([noisy, noisy])], 7: [np.stack([noisy, good])]}
     layer, head, score = choose_head(layer_weights)
     assert (layer, head) == (7, 1) and score > 0.8
+
+
+def test_expected_centres_are_the_middles_of_the_linear_rule_or_of_the_given_times():
+    np.testing.assert_allclose(expected_centres(4, 8.0), [1.0, 3.0, 5.0, 7.0])
+    # the last character lasts as long as the median step before it
+    np.testing.assert_allclose(expected_centres(3, 99.0, (0.0, 1.0, 3.0)), [0.5, 2.0, 3.75])
+
+
+def test_the_spread_weighs_the_attention_against_where_the_windows_put_the_characters():
+    text = "abcd"
+    matrix = _diagonal([10, 10, 10, 10], noise=0.0)  # attention: a character every 0.2 s from 0 s
+    attention_only = Alignment.from_matrix(text, matrix, 0.02)
+    assert attention_only.times == (0.0, 0.2, 0.4, 0.6)
+    late = np.array([0.1, 0.3, 0.5, 0.7]) + 0.1  # the windows put each character 0.1 s later
+    # a wide prior leaves clear attention alone; a narrow one moves the path to the expected times
+    assert Alignment.from_matrix(text, matrix, 0.02, late, spread=10.0).times == attention_only.times
+    assert Alignment.from_matrix(text, matrix, 0.02, late, spread=0.001).times == (0.0, 0.3, 0.5, 0.7)
+    # where the attention says nothing, the characters start where they were expected
+    flat = np.full((40, 4), 0.25)
+    assert Alignment.from_matrix(text, flat, 0.02, late, spread=0.2).times == (0.0, 0.3, 0.5, 0.7)
+    assert Alignment.from_matrix(text, flat, 0.02, late, spread=0.0).times != (0.0, 0.3, 0.5, 0.7)  # (ties)
+
+
+def test_the_band_needs_one_expected_frame_per_character():
+    with pytest.raises(ValueError, match="3 characters"):
+        monotonic_path(np.ones((5, 3)), expected=np.zeros(2), spread=1.0)

@@ -12,9 +12,10 @@ def test_timing_errors_choose_windows_as_sampling_from_plain_text_does(monkeypat
     unless asked (as when a user gives timed lyrics)."""
     seen = []
 
-    def align(prior, codes, y, lyrics, tokenizer, hop_fraction):
+    def align(prior, codes, y, lyrics, tokenizer, hop_fraction, spread):
         seen.append(lyrics[0])
-        return [(SimpleNamespace(times=[0.0, 1.0, 2.0]), None)], {}
+        assert spread == 0.0  # the attention's matrix; each spread is applied to it after
+        return [(SimpleNamespace(text="abc", times=[0.0, 1.0, 2.0]), None)], {"frame_seconds": 0.02}
 
     monkeypatch.setattr(alignment, "align_songs", align)
     cfg = SimpleNamespace(
@@ -26,9 +27,31 @@ def test_timing_errors_choose_windows_as_sampling_from_plain_text_does(monkeypat
     )
     song = SongLyrics((3, 4, 5), times=(0.5, 1.0, 4.0))
     codes = torch.zeros(1, 640, dtype=torch.long)  # 640 codes x 128 / 22050 = 3.7 s
-    errors, linear = alignment.timing_errors(SimpleNamespace(cfg=cfg), None, codes, song)
+    errors, linear = alignment.timing_errors(SimpleNamespace(cfg=cfg), None, codes, song, spreads=(0.0,))
     assert seen[-1] == SongLyrics((3, 4, 5)) and seen[-1].times is None
-    np.testing.assert_allclose(errors, [0.5, 0.0, 2.0])
+    np.testing.assert_allclose(errors[0.0], [0.5, 0.0, 2.0])
     np.testing.assert_allclose(linear, np.abs(np.arange(3) / 3 * 640 * 128 / 22050 - [0.5, 1.0, 4.0]))
     alignment.timing_errors(SimpleNamespace(cfg=cfg), None, codes, song, windows_from_times=True)
     assert seen[-1] is song
+
+
+def test_the_alignment_prior_is_centred_where_the_windows_put_each_character(monkeypatch):
+    """align_songs: with attention that says nothing, a song's characters start where the linear
+    rule (plain text) or the given times (timed lyrics) put them, counted from the codes' offset."""
+    lyrics = SimpleNamespace(n_tokens=4, alignment_layer=0, alignment_head=0)
+    cfg = SimpleNamespace(n_ctx=64, hop_length=441, sample_rate=22050, lyrics=lyrics)  # a code: one 20 ms frame
+
+    def attention(prior, codes, y, lyrics, window, layers):
+        n = window.end - window.start
+        return {0: np.full((len(lyrics), 1, n, 4), 0.25, dtype=np.float32)}, [[0, 1, 2, 3]] * len(lyrics)
+
+    monkeypatch.setattr(alignment, "_window_attention", attention)
+    tokenizer = SimpleNamespace(decode=lambda tokens: "abcd")
+    codes = torch.zeros(2, 100, dtype=torch.long)  # 2 s of codes
+    seconds = 100 * 441
+    y = torch.tensor([[seconds, 0], [2 * seconds, seconds]])  # the second: the last 2 s of a 4 s song
+    songs = [SongLyrics((1, 2, 3, 4)), SongLyrics((1, 2, 3, 4), times=(2.0, 2.5, 3.0, 3.5))]
+    results, used = alignment.align_songs(SimpleNamespace(cfg=cfg), codes, y, songs, tokenizer, 0.5, spread=0.1)
+    assert used["spread"] == 0.1 and used["frame_seconds"] == 0.02
+    assert results[0][0].times == (0.0, 0.5, 1.0, 1.5)
+    assert results[1][0].times == (0.0, 0.5, 1.0, 1.5)  # given times 2.0..3.5 s, from the offset at 2 s

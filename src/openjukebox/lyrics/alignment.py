@@ -20,17 +20,34 @@ import numpy as np
 FRAME_RATE = 50.0  # alignment frames per second at most (codes are pooled down to this)
 
 
-def monotonic_path(weights: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def monotonic_path(
+    weights: np.ndarray, eps: float = 1e-6, expected: np.ndarray | None = None, spread: float = 0.0
+) -> np.ndarray:
     """For attention weights (T frames, K characters), the character of every frame on the
-    non-decreasing path that maximises the summed log weight (characters may be skipped)."""
-    cost = np.log(np.asarray(weights, dtype=np.float64) + eps)
-    t_len, k_len = cost.shape
+    non-decreasing path that maximises the summed log weight (characters may be skipped).
+
+    With ``expected`` (K,: the frame at which each character is expected to be sung) and ``spread``
+    > 0 (frames), every frame's log weights gain the log of a Gaussian of that width around the
+    expected frames: a prior that keeps the path near where the lyrics were placed.
+    """
+    weights = np.asarray(weights)
+    t_len, k_len = weights.shape
+    band = expected is not None and spread > 0
+    if band:
+        expected = np.asarray(expected, dtype=np.float64)
+        if expected.shape != (k_len,):
+            raise ValueError(f"expected has {expected.shape} frames for {k_len} characters")
+
+    def cost(t: int) -> np.ndarray:  # a row at a time: a long song's matrix is not copied
+        row = np.log(weights[t].astype(np.float64) + eps)
+        return row - 0.5 * ((t - expected) / spread) ** 2 if band else row
+
     back = np.zeros((t_len, k_len), dtype=np.int64)
-    score = cost[0].copy()
+    score = cost(0)
     for t in range(1, t_len):
         best_idx = _running_argmax(score)  # best predecessor j' <= j
         back[t] = best_idx
-        score = cost[t] + score[best_idx]
+        score = cost(t) + score[best_idx]
     path = np.zeros(t_len, dtype=np.int64)
     path[-1] = int(np.argmax(score))
     for t in range(t_len - 1, 0, -1):
@@ -82,6 +99,17 @@ class SongAttention:
         np.add.at(self.matrix, (frames[:, None], cols[None, :]), weights[first_new:, keep] / self.pool)
 
 
+def expected_centres(n_chars: int, seconds: float, starts: tuple[float, ...] | None = None) -> np.ndarray:
+    """Where each of ``n_chars`` characters is expected to be sung (seconds, the middle of its
+    span): from their given start times, else spread evenly over ``seconds`` (the linear rule,
+    which places the windows of plain-text lyrics)."""
+    if starts is None:
+        return (np.arange(n_chars) + 0.5) * seconds / max(n_chars, 1)
+    starts = np.asarray(starts, dtype=np.float64)
+    step = float(np.median(np.diff(starts))) if len(starts) > 1 else 0.0
+    return (starts + np.r_[starts[1:], starts[-1:] + step]) / 2
+
+
 @dataclass(frozen=True)
 class Alignment:
     """Characters of the sung text with their start times (seconds)."""
@@ -90,14 +118,27 @@ class Alignment:
     times: tuple[float, ...]
 
     @classmethod
-    def from_matrix(cls, text: str, matrix: np.ndarray, frame_seconds: float) -> Alignment:
-        """Align ``text`` (one character per matrix column) to frames of ``frame_seconds``."""
+    def from_matrix(
+        cls,
+        text: str,
+        matrix: np.ndarray,
+        frame_seconds: float,
+        expected: np.ndarray | None = None,
+        spread: float = 0.0,
+    ) -> Alignment:
+        """Align ``text`` (one character per matrix column) to frames of ``frame_seconds``.
+
+        ``expected`` (seconds, one per character) and ``spread`` (seconds): where each character
+        was placed when the windows were chosen, and how far the path may stray from it at the cost
+        of a Gaussian prior (0: the attention alone). See ``expected_centres``.
+        """
         if matrix.shape[1] != len(text):
             raise ValueError(f"the matrix has {matrix.shape[1]} character columns for {len(text)} characters")
         if not len(text):
             return cls("", ())
         pooled, seconds = pool_frames(matrix, frame_seconds)
-        path = monotonic_path(pooled)
+        band = None if expected is None else np.asarray(expected, dtype=np.float64) / seconds - 0.5
+        path = monotonic_path(pooled, expected=band, spread=spread / seconds)
         # a character starts at the first frame whose path has reached it
         first = np.searchsorted(path, np.arange(len(text)), side="left")
         times = tuple(round(float(min(f, len(path) - 1) * seconds), 4) for f in first)

@@ -13,11 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..lyrics.alignment import FRAME_RATE, Alignment, SongAttention, choose_head
+from ..lyrics.alignment import FRAME_RATE, Alignment, SongAttention, choose_head, expected_centres
 from ..lyrics.timed import SongLyrics
 from ..lyrics.tokenizer import Tokenizer
 from ..prior.model import Prior
 from .engine import plan_windows, window_labels
+
+ALIGN_SPREAD = 1.0  # seconds; chosen on the shipped model's training songs (benchmarks/eval_model.py)
 
 
 @torch.no_grad()
@@ -30,12 +32,15 @@ def align_songs(
     hop_fraction: float,
     head: tuple[int, int] | None = None,
     probe_windows: int = 4,
+    spread: float = ALIGN_SPREAD,
 ) -> tuple[list[tuple[Alignment, np.ndarray]], dict]:
     """Alignments of ``lyrics`` to the top-level ``codes`` (n, T) sampled with label rows ``y``.
 
     Returns [(alignment, song attention matrix (frames, characters))] per song, and what was used:
-    {"layer", "head", "chosen", "score", "frame_seconds"}. Without a head (given or the model's),
-    the most monotonic one on the first ``probe_windows`` windows of the first song is used.
+    {"layer", "head", "chosen", "score", "frame_seconds", "spread"}. Without a head (given or the
+    model's), the most monotonic one on the first ``probe_windows`` windows of the first song is used.
+    ``spread`` (seconds): how far a character's time may stray from where its window put it (the
+    linear rule, or the given times) before a Gaussian prior outweighs the attention; 0: none.
     """
     cfg = prior.cfg
     windows = plan_windows(codes.shape[1], cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
@@ -61,10 +66,14 @@ def align_songs(
         weights, indices = _window_attention(prior, codes, y, lyrics, w, [head[0]])
         for i, matrix in enumerate(matrices):
             matrix.add(w.start, weights[head[0]][i, head[1]], indices[i], first_new=max(0, w.primed - w.start))
+    used["spread"] = spread
     results = []
-    for song, matrix in zip(lyrics, matrices, strict=True):
+    for i, (song, matrix) in enumerate(zip(lyrics, matrices, strict=True)):
         text = tokenizer.decode(song.tokens)
-        results.append((Alignment.from_matrix(text, matrix.matrix, used["frame_seconds"]), matrix.matrix))
+        seconds, offset = int(y[i, 0]) / cfg.sample_rate, int(y[i, 1]) / cfg.sample_rate  # codes start at offset
+        expected = expected_centres(len(song.tokens), seconds, song.times) - offset
+        align = Alignment.from_matrix(text, matrix.matrix, used["frame_seconds"], expected, spread)
+        results.append((align, matrix.matrix))
     return results, used
 
 
@@ -90,24 +99,34 @@ def timing_errors(
     artist: int = 0,
     genres: tuple = (),
     windows_from_times: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+    spreads: tuple[float, ...] = (ALIGN_SPREAD,),
+) -> tuple[dict[float, np.ndarray], np.ndarray]:
     """How far the alignment of a song with known character times is from the truth, in seconds.
 
     ``codes`` (1, T): the song's true top-level codes; ``song``: its timed lyrics. Returns the
-    absolute error of every character's aligned start time, and that of the linear rule (the
+    absolute error of every character's aligned start time for each of ``spreads`` (the prior
+    around the windows' placement, see ``align_songs``), and that of the linear rule (the
     characters spread evenly over the song), the baseline an alignment has to beat.
 
     Each window's characters are chosen as sampling from plain-text lyrics chooses them (by the
     characters' even spread over the song), so the true times are used only to score the result;
-    ``windows_from_times`` chooses them from the true times instead, as when a user gives timed lyrics.
+    ``windows_from_times`` chooses them from the true times instead, as when a user gives timed
+    lyrics (then the attention alone is scored: a prior around the true times would be a leak).
     """
     cfg = prior.cfg
     n_samples = codes.shape[1] * cfg.hop_length
+    seconds = n_samples / cfg.sample_rate
     slots = cfg.labels.max_bow_genre_size
     genre_row = [*genres, *[-1] * (slots - len(genres))]
     y = torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
     windowed = song if windows_from_times else SongLyrics(song.tokens)
-    [(alignment, _)], _ = align_songs(prior, codes, y, [windowed], tokenizer, hop_fraction=0.5)
-    truth = np.array(song.times)
-    linear = np.arange(len(truth)) / len(truth) * n_samples / cfg.sample_rate
-    return np.abs(np.array(alignment.times) - truth), np.abs(linear - truth)
+    [(alignment, matrix)], used = align_songs(prior, codes, y, [windowed], tokenizer, hop_fraction=0.5, spread=0.0)
+    text, truth = alignment.text, np.array(song.times)
+    expected = None if windows_from_times else expected_centres(len(truth), seconds)
+    errors = {}
+    for spread in spreads:
+        if spread and expected is not None:
+            alignment = Alignment.from_matrix(text, matrix, used["frame_seconds"], expected, spread)
+        errors[spread] = np.abs(np.array(alignment.times) - truth)
+    linear = np.arange(len(truth)) / len(truth) * seconds
+    return errors, np.abs(linear - truth)
