@@ -66,6 +66,9 @@ def test_expected_centres_are_the_middles_of_the_linear_rule_or_of_the_given_tim
     np.testing.assert_allclose(expected_centres(4, 8.0), [1.0, 3.0, 5.0, 7.0])
     # the last character lasts as long as the median step before it
     np.testing.assert_allclose(expected_centres(3, 99.0, (0.0, 1.0, 3.0)), [0.5, 2.0, 3.75])
+    np.testing.assert_allclose(expected_centres(1, 99.0, (2.0,)), [2.04])  # one character: 0.08 s long
+    with pytest.raises(ValueError, match="2 character times for 3 characters"):
+        expected_centres(3, 9.0, (0.0, 1.0))
 
 
 def test_the_spread_weighs_the_attention_against_where_the_windows_put_the_characters():
@@ -84,5 +87,8 @@ def test_the_spread_weighs_the_attention_against_where_the_windows_put_the_chara
 
 
 def test_the_band_needs_one_expected_frame_per_character():
-    with pytest.raises(ValueError, match="3 characters"):
+    with pytest.raises(ValueError, match="2 expected positions for 3 characters"):
         monotonic_path(np.ones((5, 3)), expected=np.zeros(2), spread=1.0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="spread must be 0 or more"):
+            monotonic_path(np.ones((5, 3)), expected=np.zeros(3), spread=bad)

@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from openjukebox.lyrics.timed import SongLyrics
@@ -55,3 +56,9 @@ def test_the_alignment_prior_is_centred_where_the_windows_put_each_character(mon
     assert used["spread"] == 0.1 and used["frame_seconds"] == 0.02
     assert results[0][0].times == (0.0, 0.5, 1.0, 1.5)
     assert results[1][0].times == (0.0, 0.5, 1.0, 1.5)  # given times 2.0..3.5 s, from the offset at 2 s
+
+
+def test_a_bad_spread_is_refused_before_any_window_runs():
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="spread must be 0 or more seconds"):
+            alignment.align_songs(SimpleNamespace(), torch.zeros(1, 8), torch.zeros(1, 4), [], None, 0.5, spread=bad)

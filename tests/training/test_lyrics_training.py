@@ -11,7 +11,7 @@ from openjukebox.checkpoint import load_prior
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.config import get_preset
-from openjukebox.sampling.alignment import timing_errors
+from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
 from openjukebox.training.metrics import read_csv
 from openjukebox.training.prior import TRAIN_PRESETS, train_prior
 
@@ -48,9 +48,10 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
     song = read_lyrics(entry, path, tokenizer)
     codes = encode(path, vqvae, levels=[2]).codes[2]
-    by_spread, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,), spreads=(0.0, 1.0))
+    spreads = (ALIGN_SPREAD, 0.0)  # each width scored from the same pass, whatever their order
+    by_spread, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,), spreads=spreads)
     errors = by_spread[0.0]
-    assert not np.array_equal(by_spread[1.0], errors)  # the prior around the linear rule moves the path
+    assert not np.array_equal(by_spread[ALIGN_SPREAD], errors)  # the prior around the linear rule moves the path
     seconds = codes.shape[1] * prior.cfg.hop_length / 22050
     assert errors.shape == linear.shape == (len(song.tokens),)
     assert 0 <= errors.min() and errors.max() <= seconds
@@ -60,11 +61,14 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     # the windows' characters are chosen as sampling chooses them from plain text: the true times
     # only score the result (shifted past the song's end, the alignment itself does not move)
     late, later = (dataclasses.replace(song, times=tuple(t + s for t in song.times)) for s in (100.0, 200.0))
-    e_late = timing_errors(prior, tokenizer, codes, late, artist=1, genres=(1,), spreads=(0.0,))[0][0.0]
-    e_later = timing_errors(prior, tokenizer, codes, later, artist=1, genres=(1,), spreads=(0.0,))[0][0.0]
-    np.testing.assert_allclose(np.array(late.times) - e_late, np.array(later.times) - e_later, atol=1e-6)
-    aligned = np.array(late.times) - e_late
-    assert np.all(np.isclose(np.abs(aligned - truth), errors, atol=1e-6))  # the same alignment as the song's
+    e_late = timing_errors(prior, tokenizer, codes, late, artist=1, genres=(1,), spreads=spreads)[0]
+    e_later = timing_errors(prior, tokenizer, codes, later, artist=1, genres=(1,), spreads=spreads)[0]
+    for spread in spreads:  # neither the windows nor the prior's centres come from the true times
+        np.testing.assert_allclose(
+            np.array(late.times) - e_late[spread], np.array(later.times) - e_later[spread], atol=1e-6
+        )
+        aligned = np.array(late.times) - e_late[spread]
+        assert np.all(np.isclose(np.abs(aligned - truth), by_spread[spread], atol=1e-6))  # the song's alignment
 
 
 def test_the_alignment_loss_teaches_its_head_the_sung_characters(sung_manifest, trained_vqvae, tmp_path):

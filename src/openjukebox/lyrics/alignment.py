@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .timed import SECONDS_PER_CHAR
+
 FRAME_RATE = 50.0  # alignment frames per second at most (codes are pooled down to this)
 
 
@@ -32,11 +34,13 @@ def monotonic_path(
     """
     weights = np.asarray(weights)
     t_len, k_len = weights.shape
+    if not spread >= 0:  # NaN too
+        raise ValueError(f"the alignment's spread must be 0 or more (frames), not {spread}")
     band = expected is not None and spread > 0
     if band:
         expected = np.asarray(expected, dtype=np.float64)
         if expected.shape != (k_len,):
-            raise ValueError(f"expected has {expected.shape} frames for {k_len} characters")
+            raise ValueError(f"{expected.size} expected positions for {k_len} characters")
 
     def cost(t: int) -> np.ndarray:  # a row at a time: a long song's matrix is not copied
         row = np.log(weights[t].astype(np.float64) + eps)
@@ -99,15 +103,17 @@ class SongAttention:
         np.add.at(self.matrix, (frames[:, None], cols[None, :]), weights[first_new:, keep] / self.pool)
 
 
-def expected_centres(n_chars: int, seconds: float, starts: tuple[float, ...] | None = None) -> np.ndarray:
+def expected_centres(n_chars: int, seconds: float, times: tuple[float, ...] | None = None) -> np.ndarray:
     """Where each of ``n_chars`` characters is expected to be sung (seconds, the middle of its
-    span): from their given start times, else spread evenly over ``seconds`` (the linear rule,
-    which places the windows of plain-text lyrics)."""
-    if starts is None:
+    span): from the characters' given start ``times`` (timed lyrics), else spread evenly over
+    ``seconds`` (the linear rule, which places the windows of plain-text lyrics)."""
+    if times is None:
         return (np.arange(n_chars) + 0.5) * seconds / max(n_chars, 1)
-    starts = np.asarray(starts, dtype=np.float64)
-    step = float(np.median(np.diff(starts))) if len(starts) > 1 else 0.0
-    return (starts + np.r_[starts[1:], starts[-1:] + step]) / 2
+    if len(times) != n_chars:
+        raise ValueError(f"{len(times)} character times for {n_chars} characters")
+    times = np.asarray(times, dtype=np.float64)
+    step = float(np.median(np.diff(times))) if len(times) > 1 else SECONDS_PER_CHAR  # the last one's length
+    return (times + np.r_[times[1:], times[-1:] + step]) / 2
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ def align_songs(
     ``spread`` (seconds): how far a character's time may stray from where its window put it (the
     linear rule, or the given times) before a Gaussian prior outweighs the attention; 0: none.
     """
+    if not spread >= 0:  # NaN too; before any window is run
+        raise ValueError(f"the alignment's spread must be 0 or more seconds, not {spread}")
     cfg = prior.cfg
     windows = plan_windows(codes.shape[1], cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
     lc = cfg.lyrics
@@ -125,8 +127,9 @@ def timing_errors(
     expected = None if windows_from_times else expected_centres(len(truth), seconds)
     errors = {}
     for spread in spreads:
+        aligned = alignment  # the attention alone
         if spread and expected is not None:
-            alignment = Alignment.from_matrix(text, matrix, used["frame_seconds"], expected, spread)
-        errors[spread] = np.abs(np.array(alignment.times) - truth)
+            aligned = Alignment.from_matrix(text, matrix, used["frame_seconds"], expected, spread)
+        errors[spread] = np.abs(np.array(aligned.times) - truth)
     linear = np.arange(len(truth)) / len(truth) * seconds
     return errors, np.abs(linear - truth)
