@@ -298,12 +298,13 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
     held = [str(Path(p).resolve()) for p in json.loads((runs / top / "split.json").read_text())["validation"]]
     songs = [(path, entries[path]) for path in held if path in entries]
-    trained = {e.get("piece") for path, e in entries.items() if path not in set(held)}
+    held_set = set(held)
+    trained = {e.get("piece") for path, e in entries.items() if path not in held_set}
     extra_songs = list(_manifest(extra).values()) if extra is not None else []
     songs += [(e["path"], e) for e in extra_songs if e.get("piece") not in trained]  # a piece never trained on
     timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
     songs = [(path, e) for path, e in songs if timed(e)]
-    training = sorted((path, e) for path, e in entries.items() if path not in set(held) and timed(e))
+    training = sorted((path, e) for path, e in entries.items() if path not in held_set and timed(e))
     if not songs:
         return {"note": "no held-out song with timed lyrics"}
     vocab = LabelVocab.from_dict(doc["vocab"])
@@ -321,8 +322,8 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top
             for spread, error in by_spread.items():
                 errors[spread].append(error)
             if with_timed_windows:
-                timed = timing_errors(*args, windows_from_times=True, spreads=(0.0,))[0][0.0]  # attention alone
-                errors["timed_windows"].append(timed)
+                alone = timing_errors(*args, windows_from_times=True, spreads=(0.0,))[0][0.0]  # attention alone
+                errors["timed_windows"].append(alone)
         return errors
 
     median = lambda songs: round(float(np.median(np.concatenate(songs))), 3)  # noqa: E731
