@@ -115,6 +115,25 @@ def test_label_dropout_forgets_artist_and_genres_independently_and_reproducibly(
     assert abs((no_artist & no_genre).float().mean() - 0.09) < 0.02  # independent
 
 
+def test_validation_measures_the_codes_with_artist_and_genre_unknown():
+    """``unknown``: the codes' bits with the labels forgotten (timing and lyrics kept), next to ``gen``."""
+    from openjukebox.models import DEFAULT_MODEL
+    from openjukebox.prior.conditioning import forget_labels
+    from openjukebox.training.prior import PriorLoss
+
+    prior = load_prior(DEFAULT_MODEL / "prior_level_2")[0]
+    slots, n_tokens = prior.cfg.labels.max_bow_genre_size, prior.cfg.lyrics.n_tokens
+    codes = torch.randint(0, prior.cfg.l_bins, (2, 64), generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([[30 * 22050, 0, 4 * 22050, 5, 4] + [0] * n_tokens] * 2)  # Bach, organ, no lyrics
+    with torch.no_grad():
+        got = PriorLoss(prior).metrics(codes, y, None)
+        forgotten = forget_labels(y, slots)
+        assert forgotten[0, 3] == 0 and forgotten[0, 4] == -1
+        want = prior.losses(codes, prior.condition(forgotten, None, 2))["gen"]
+    assert torch.allclose(got["unknown"], want)
+    assert abs(got["unknown"] - got["gen"]) > 1e-3  # the labels change the prediction
+
+
 def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_files_out(tmp_path, capsys):
     """A 130 s file: a new prior's song lengths widen past the preset's 120 s to 180 s (whole
     minutes); a fine-tune keeps its base's range and leaves that file out, saying so."""

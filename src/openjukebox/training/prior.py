@@ -65,13 +65,17 @@ class PriorLoss(nn.Module):
         self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None, align: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Validation losses of a batch (bits per token): ``gen``, ``lyrics`` if any, ``zeroed``,
-        the upsampler's loss with its conditioning zeroed, and with alignment targets those of
-        ``Prior.losses``. Under FSDP a forward method of its own."""
+        the upsampler's loss with its conditioning zeroed, ``unknown``, the codes' loss with artist
+        and genre unknown (what the labels tell the prior: the room guidance has), and with
+        alignment targets those of ``Prior.losses``. Under FSDP a forward method of its own."""
         prior = self.prior
         cond = prior.condition(y, above, batch=codes.shape[0])
         losses = prior.losses(codes, cond, align)
         if prior.conditioner is not None:  # does the upsampler use its conditioning?
             losses["zeroed"] = prior.loss(codes, Conditioning(cond.start, torch.zeros_like(cond.x_cond)))
+        if prior.labels is not None:  # how much do artist and genre tell it?
+            unknown = prior.condition(forget_labels(y, prior.cfg.labels.max_bow_genre_size), above, codes.shape[0])
+            losses["unknown"] = prior.losses(codes, unknown)["gen"]
         return losses
 
 
@@ -327,7 +331,7 @@ class PriorRun(TrainingRun):
         device = self.dist.device
         codes, y, above, align = (None if t is None else t.to(device) for t in self.val)
         bs = self.tc.batch_size
-        total = zeroed = lyric_bits = align_bits = align_hits = align_codes = 0.0
+        total = zeroed = unknown = lyric_bits = align_bits = align_hits = align_codes = 0.0
         for i in range(0, codes.shape[0], bs):
             sl = slice(i, i + bs)
             n = codes[sl].shape[0]
@@ -336,6 +340,7 @@ class PriorRun(TrainingRun):
             total += losses["gen"].item() * n
             lyric_bits += losses["lyrics"].item() * n if "lyrics" in losses else 0.0
             zeroed += losses["zeroed"].item() * n if "zeroed" in losses else 0.0
+            unknown += losses["unknown"].item() * n if "unknown" in losses else 0.0
             if "align" in losses:
                 k = losses["align_codes"].item()
                 align_bits += losses["align"].item() * k
@@ -344,6 +349,8 @@ class PriorRun(TrainingRun):
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
+        if prior.labels is not None:  # trained without label dropout, unknown labels are never seen
+            result["bits_per_token_labels_unknown"] = unknown / codes.shape[0]
         if prior.cfg.lyrics is not None:
             result["lyrics_bits_per_token"] = lyric_bits / codes.shape[0]
         if align_codes:  # the supervised alignment head on the validation songs with timed lyrics
