@@ -50,6 +50,16 @@ from openjukebox.training.metrics import read_csv
 SR = 22050
 
 
+def _guidance(value: str) -> float | None:
+    """A --guidance value: a number for every level, or 'default' (each level's own, as `openjukebox
+    sample` without --guidance)."""
+    return None if value == "default" else float(value)
+
+
+def _name(g: float | None) -> str:
+    return "default" if g is None else f"{g:g}"
+
+
 def _mel_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     """Mean and standard deviation over time of 40 log-mel bands: the classifier's features.
 
@@ -161,7 +171,7 @@ def audio_quality(
     entries: dict[str, dict],
     clips: int,
     seconds: float,
-    guidance: float,
+    guidance: float | None,
     segments: int = 1,
 ) -> dict:
     """Does it sound like music? The audio measures (``openjukebox.audio.measures``) of generated
@@ -217,14 +227,49 @@ def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
     }
 
 
-def conditioning_quality(runs: Path, bundle: Path, clips: int, seconds: float, guidances: list[float]) -> dict:
+def _generated(bundle: Path, folder: Path, seconds: float, artist: str, genre: str, clips: int, seed: int, g: float):
+    """{level: [audio files]} of ``clips`` clips sampled into ``folder``; a folder that already holds
+    them (an earlier run's, with the same bundle and settings) is read back instead of sampled."""
+    settings = {
+        "bundle": str(bundle.resolve()),
+        "seconds": seconds,
+        "artist": artist,
+        "genre": genre,
+        "clips": clips,
+        "seed": seed,
+        "guidance": g,
+    }
+    done = folder / "clips.json"
+    if done.exists():
+        kept = json.loads(done.read_text())
+        if kept["settings"] != settings:
+            raise SystemExit(f"{folder} holds clips of other settings ({kept['settings']}): use another --clips-dir")
+        return {int(lv): [folder / f for f in files] for lv, files in kept["files"].items()}
+    meta = sample(bundle, folder, seconds, artist, genre, n_samples=clips, seed=seed, guidance=g)
+    files = {lv: [str(Path(f).resolve().relative_to(folder.resolve())) for f in fs] for lv, fs in meta["files"].items()}
+    with atomic_path(done) as tmp:
+        Path(tmp).write_text(json.dumps({"settings": settings, "files": files}))
+    return {int(lv): [folder / f for f in fs] for lv, fs in files.items()}
+
+
+def conditioning_quality(
+    runs: Path,
+    bundle: Path,
+    clips: int,
+    seconds: float,
+    guidances: list[float | None],
+    clips_dir: Path | None = None,
+) -> dict:
     """Do generated clips carry the artist and genre they were asked for?
 
     Requests are the (artist, genre) pairs of the training data, ``clips`` each. Two classifiers
     per label, both trained on the training clips: one on the audio itself, one on the same audio
     rendered by the VQ-VAE at the level the generated clip is decoded from (the top level alone, or
     the full model down to level 0). The first cannot tell even the VQ-VAE's renderings of real
-    held-out clips apart; the second measures what the priors add, against what the codec keeps."""
+    held-out clips apart; the second measures what the priors add, against what the codec keeps.
+
+    ``clips_dir`` keeps the generated clips (a folder per guidance and request), so that a later
+    run on the same bundle reads them back instead of sampling them again."""
     entries = [json.loads(line) for line in (runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((runs / "top" / "split.json").read_text())
     step = int(seconds * SR)
@@ -246,9 +291,10 @@ def conditioning_quality(runs: Path, bundle: Path, clips: int, seconds: float, g
         generated[g] = {lv: [] for lv in levels}
         for k, (artist, genre) in enumerate(requests):
             with tempfile.TemporaryDirectory() as tmp:
-                meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=100 + k, guidance=g)
+                folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
+                files = _generated(bundle, folder, seconds, artist, genre, clips, 100 + k, g)
                 for lv in levels:
-                    generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in meta["files"][lv]]
+                    generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
     for column, kind in ((2, "artist"), (1, "genre")):
         classes = sorted({r[column] for r in train})
@@ -268,9 +314,9 @@ def conditioning_quality(runs: Path, bundle: Path, clips: int, seconds: float, g
                 for g, rows in generated.items():
                     want = [r[1] if kind == "artist" else r[2] for r in rows[lv]]
                     pred = clf.predict(np.array([r[0] for r in rows[lv]]))
-                    entry[f"generated_level_{lv}_guidance_{g:g}"] = _recognition(pred, want, classes)
+                    entry[f"generated_level_{lv}_guidance_{_name(g)}"] = _recognition(pred, want, classes)
                     if name != "audio":
-                        entry[f"predicted_level_{lv}_guidance_{g:g}"] = {
+                        entry[f"predicted_level_{lv}_guidance_{_name(g)}"] = {
                             c: dict(zip(*np.unique(pred[np.array(want) == c], return_counts=True), strict=True))
                             for c in classes
                         }
@@ -370,10 +416,20 @@ def main() -> None:
     p.add_argument("--top", default="top", help="the top prior's run folder in RUNS (default top)")
     p.add_argument("--segments", type=int, default=1, help="upsampler segments of the generated clips (default 1)")
     p.add_argument("--clips", type=int, default=4, help="generated clips per (artist, genre) of the training data")
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0], help="guidance values to compare")
+    p.add_argument(
+        "--guidance",
+        type=_guidance,
+        nargs="+",
+        default=[1.0, 3.0],
+        help="guidance values to compare: numbers (every level) or 'default' (each level's own); the audio "
+        "measures take the last",
+    )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
     p.add_argument("--lyrics-songs", type=Path, help="a manifest of timed-lyrics songs outside the training data")
+    p.add_argument("--up1", default="up1", help="the middle upsampler's run folder in RUNS (default up1)")
+    p.add_argument("--up0", default="up0", help="the bottom upsampler's run folder in RUNS (default up0)")
+    p.add_argument("--clips-dir", type=Path, help="keep the conditioning clips here, and reuse those already there")
     p.add_argument("--out")
     p.add_argument("--only", nargs="+", choices=["vqvae", "priors", "audio", "lyrics_alignment", "conditioning"])
     args = p.parse_args()
@@ -382,7 +438,7 @@ def main() -> None:
     parts = {
         "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),
         "priors": lambda: {
-            name: prior_quality(runs / run) for name, run in (("top", args.top), ("up1", "up1"), ("up0", "up0"))
+            name: prior_quality(runs / run) for name, run in (("top", args.top), ("up1", args.up1), ("up0", args.up0))
         },
         "audio": lambda: audio_quality(
             args.bundle or runs / "bundle",
@@ -395,7 +451,7 @@ def main() -> None:
         ),
         "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs, args.top),
         "conditioning": lambda: conditioning_quality(
-            runs, args.bundle or runs / "bundle", args.clips, args.seconds, args.guidance
+            runs, args.bundle or runs / "bundle", args.clips, args.seconds, args.guidance, args.clips_dir
         ),
     }
     out = Path(args.out or runs / "quality.json")
