@@ -182,8 +182,9 @@ def sample(
     else from the most monotonic head.
 
     ``guidance`` > 1 strengthens artist and genre (classifier-free guidance: each token's logits
-    are pushed away from those under unknown labels; twice the work on those levels). Default: 3
-    on levels trained with label dropout, else 1 (none).
+    are pushed away from those under unknown labels; twice the work on those levels), on every
+    level. Default: 3 on the top level when its prior was trained with label dropout, else 1
+    (none); the upsamplers 1.
 
     ``quantize="int8"`` samples with int8 weights in the priors' transformers (CPU only; faster for
     priors of width 512 and more, slower for small ones). ``fast=False`` takes the reference

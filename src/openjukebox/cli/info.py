@@ -77,7 +77,6 @@ def describe_model(model: str | os.PathLike | None) -> str:
         if same:
             lines.append("  artists and genres: as above")
         shown = _names(vocab)
-    guided = [str(lv) for lv in bundle.configs if bundle.label_dropout[lv] > 0]
-    if guided:
-        lines.append(f"guidance by default on level {', '.join(guided)} (trained with label dropout)")
+    if bundle.guidance(bundle.top, None) != 1.0:
+        lines.append(f"guidance by default on level {bundle.top} (the top prior, trained with label dropout)")
     return "\n".join(lines)
