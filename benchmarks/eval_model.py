@@ -1,7 +1,8 @@
 """Quality of a complete model, measured: codec, priors, conditioning and lyric alignment.
 
     pip install -e '.[eval]'
-    python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3] [--out WORK/quality.json]
+    python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3 default]
+        [--clips-dir DIR] [--out WORK/quality.json]
 
 WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/ (or the run ``--top`` names, such
 as the alignment fine-tune top_align/), up1/, up0/ (training runs, with their held-out split and
@@ -426,6 +427,7 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
+    p.add_argument("--audio-clips", type=int, default=2, help="clips per request the audio measures hear (default 2)")
     p.add_argument("--lyrics-songs", type=Path, help="a manifest of timed-lyrics songs outside the training data")
     p.add_argument("--up1", default="up1", help="the middle upsampler's run folder in RUNS (default up1)")
     p.add_argument("--up0", default="up0", help="the bottom upsampler's run folder in RUNS (default up0)")
@@ -444,7 +446,7 @@ def main() -> None:
             args.bundle or runs / "bundle",
             held_out_files(runs, entries),
             entries,
-            args.clips,
+            args.audio_clips,
             args.audio_seconds,
             args.guidance[-1],
             args.segments,

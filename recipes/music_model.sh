@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped model (src/openjukebox/models/default), built in resumable stages on a CPU (or a GPU):
-#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top align up1 up0 bundle (default
-#   all), ship
+#   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top align up1 up0 guided bundle
+#   (default all), ship
 # (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
@@ -16,6 +16,8 @@
 # per second each with three running side by side (top up1 up0 as three commands at once), about
 # 2 h 15 min each to the shipped model's steps. The align stage fine-tunes the top prior with the
 # supervised lyric-alignment loss (the chorales' syllable times): 3,000 steps, ~20 min on one thread.
+# The guided stage fine-tunes both upsamplers 3,000 more steps with label dropout 0.2 (so guidance applies
+# to every level): about 21 min each on one thread.
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -23,7 +25,7 @@ if [ -n "${UP_STEPS:-}" ]; then
 fi
 WORK=${1:-runs/music_model}
 shift || true
-STAGES=${*:-data testset vqvae top align up1 up0 bundle}
+STAGES=${*:-data testset vqvae top align up1 up0 guided bundle}
 OJ="python -m openjukebox -q"
 export OPENJUKEBOX_CACHE="$WORK/cache"
 mkdir -p "$WORK"
@@ -107,13 +109,26 @@ for stage in $STAGES; do
         train prior "$WORK/up0" "${UP0_STEPS:-10443}" --level 0 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_0 --eval-every 500
         ;;
+    guided) # the upsamplers fine-tuned with label dropout (up1_ld, up0_ld), so guidance has an unconditional side
+        for level in 1 0; do
+            if [ -f "$WORK/up${level}_ld/train_state.pt" ]; then
+                $OJ train prior --out "$WORK/up${level}_ld" --resume --steps "${GUIDED_STEPS:-3000}" \
+                    --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae"
+            else
+                $OJ train prior --out "$WORK/up${level}_ld" --init-from "$WORK/up$level" --finetune full --level "$level" \
+                    --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae" --steps "${GUIDED_STEPS:-3000}" --lr 3e-4 \
+                    --label-dropout 0.2 --eval-every 500 --save-every 250
+            fi
+        done
+        ;;
     bundle)
-        for pair in vqvae:vqvae top_align:prior_level_2 up1:prior_level_1 up0:prior_level_0; do
+        for pair in vqvae:vqvae top_align:prior_level_2 up1_ld:prior_level_1 up0_ld:prior_level_0; do
             mkdir -p "$WORK/bundle/${pair#*:}"
             cp "$WORK/${pair%%:*}/config.json" "$WORK/${pair%%:*}/model.safetensors" "$WORK/bundle/${pair#*:}/"
         done
         echo "bundle ready: $WORK/bundle; measure it with:"
-        echo "  python benchmarks/eval_model.py --runs $WORK --top top_align --lyrics-songs $WORK/lyrics_test.jsonl"
+        echo "  python benchmarks/eval_model.py --runs $WORK --top top_align --up1 up1_ld --up0 up0_ld \\"
+        echo "      --lyrics-songs $WORK/lyrics_test.jsonl"
         ;;
     ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
         python - "$WORK" "$(dirname "$0")/../src/openjukebox/models/default" <<'PY'
@@ -127,8 +142,8 @@ if missing:
     sys.exit(f"the bundle is incomplete ({missing[0]} is missing): run the bundle stage first")
 if not (work / "quality.json").is_file():
     sys.exit(
-        f"measure the bundle first: python benchmarks/eval_model.py --runs {work} --top top_align "
-        f"--lyrics-songs {work}/lyrics_test.jsonl (writes {work}/quality.json)"
+        f"measure the bundle first: python benchmarks/eval_model.py --runs {work} --top top_align --up1 up1_ld "
+        f"--up0 up0_ld --lyrics-songs {work}/lyrics_test.jsonl (writes {work}/quality.json)"
     )
 for part in parts:
     (dest / part).mkdir(parents=True, exist_ok=True)
@@ -143,6 +158,6 @@ shutil.copyfile(work / "quality.json", dest / "quality.json")
 print(f"shipped {work}/bundle to {dest}; update {dest}/MODEL_CARD.md from {dest}/quality.json")
 PY
         ;;
-    *) echo "unknown stage $stage (data testset vqvae top align up1 up0 bundle ship)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (data testset vqvae top align up1 up0 guided bundle ship)" >&2; exit 2 ;;
     esac
 done
