@@ -44,3 +44,43 @@ def test_the_alignment_figures_are_those_measured():
     assert f"widths of 0.5 to 8 s give {s(min(widths))[:-2]} to {s(max(widths))}" in card
     # sampling's prior is the width measured, the one chosen on the training songs, as both say (1 s)
     assert m["spread_s"] == m["spread_chosen_on_training_songs_s"] == ALIGN_SPREAD == 1.0
+
+
+def test_the_audio_and_conditioning_figures_are_those_measured():
+    q = json.loads((DEFAULT_MODEL / "quality.json").read_text())
+    card, readme = _flat(DEFAULT_MODEL / "MODEL_CARD.md"), _flat(ROOT / "README.md")
+    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
+    assert q["audio"]["generated_guidance"] is None  # each level's own, as `openjukebox sample` without --guidance
+    a, g = q["audio"]["generated_level_0"], q["audio_guidance_3"]["generated_level_0"]
+    assert q["audio_guidance_3"]["generated_guidance"] == 3.0
+    assert (
+        f"| **{a['noise_likeness']:.3f}** | **{a['harmonic_share']:.3f}** (target 0.5) | "
+        f"**{pct(a['pitched_frames'])}** (target 50 %) | {pct(a['stable_notes'])} |" in card
+    )
+    assert f"| {g['noise_likeness']:.3f} | {g['harmonic_share']:.3f} | {pct(g['pitched_frames'])} |" in card
+    assert f"{pct(a['pitched_frames'])} of frames pitched and a harmonic share of {a['harmonic_share']:.2f}" in card
+    assert f"{pct(a['pitched_frames'])} of frames pitched and a harmonic share of {a['harmonic_share']:.2f}" in readme
+    assert f"brings this down to {pct(g['pitched_frames'])} and {g['harmonic_share']:.2f}" in readme
+    s8 = q["audio_segments_8"]["generated_level_0"]
+    assert q["audio_segments_8"]["generated_segments"] == 8
+    assert f"| {s8['noise_likeness']:.3f} | {s8['harmonic_share']:.3f} | {pct(s8['pitched_frames'])} |" in card
+    segments = f"had {pct(s8['pitched_frames'])} of their frames pitched with `--segments 8` against "
+    assert segments + f"{pct(a['pitched_frames'])} without" in readme
+
+    c = q["conditioning"]
+    genre, artist = (c[k]["classifier_on_vqvae_level_0"] for k in ("genre", "artist"))
+    default, guided = "generated_level_0_guidance_default", "generated_level_0_guidance_3"
+    assert (
+        f"| genre (8), accuracy | 12.5 % | {pct(genre['real_held_out'])} | **{pct(genre[default]['accuracy'])}**"
+        in card
+    )
+    assert (
+        f"| **{pct(artist[default]['balanced_accuracy'])}** (target 45 %) | {pct(artist[guided]['balanced_accuracy'])}"
+        in card
+    )
+    whole = lambda x: f"{round(100 * x)} %"  # noqa: E731
+    assert (
+        f"carry the requested genre in {whole(genre[default]['accuracy'])} of cases (chance 12.5 %) but rarely the "
+        f"requested artist ({whole(artist[default]['accuracy'])}, chance 6 %)" in readme
+    )
+    assert f"genre {whole(genre[default]['accuracy'])} of the time (8 genres; target 60 %)" in card
