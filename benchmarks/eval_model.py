@@ -5,8 +5,8 @@
         [--clips-dir DIR] [--out WORK/quality.json]
 
 WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/ (or the run ``--top`` names, such
-as the alignment fine-tune top_align/), up1/, up0/ (training runs, with their held-out split and
-val.csv), bundle/, all.jsonl. Prints and writes:
+as the alignment fine-tune top_align/), up1/, up0/ (or those ``--up1``/``--up0`` name, such as
+up1_ld/; training runs, with their held-out split and val.csv), bundle/, all.jsonl. Prints and writes:
 - VQ-VAE spectral convergence and log-STFT distance per level on the held-out tracks, and on the
   held-out real recordings alone (dB, lower is better);
 - audio measures (noise-likeness, HPSS harmonic share, pitched and stable-note frames) of generated
@@ -37,7 +37,7 @@ from openjukebox.api import decode, encode, sample
 from openjukebox.audio.dataset import held_out_pieces, read_sources
 from openjukebox.audio.io import load_audio, save_audio
 from openjukebox.audio.measures import mean_measures
-from openjukebox.checkpoint import load_prior, load_vqvae
+from openjukebox.checkpoint import load_prior, load_vqvae, model_id
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
 from openjukebox.codec.vqvae import decode_chunked, encode_chunked
 from openjukebox.fileio import atomic_path
@@ -45,6 +45,7 @@ from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
 from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
+from openjukebox.sampling.bundle import Bundle
 from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
 
@@ -117,6 +118,7 @@ def prior_quality(run: Path) -> dict:
         "bits_per_token",
         "unigram_bits",
         "bits_per_token_cond_zeroed",
+        "bits_per_token_labels_unknown",
         "lyrics_bits_per_token",
         "align_bits",
         "align_accuracy",
@@ -228,11 +230,16 @@ def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
     }
 
 
-def _generated(bundle: Path, folder: Path, seconds: float, artist: str, genre: str, clips: int, seed: int, g: float):
+def _generated(
+    bundle: Path, folder: Path, seconds: float, artist: str, genre: str, clips: int, seed: int, g: float | None
+):
     """{level: [audio files]} of ``clips`` clips sampled into ``folder``; a folder that already holds
     them (an earlier run's, with the same bundle and settings) is read back instead of sampled."""
+    b = Bundle(bundle)
     settings = {
         "bundle": str(bundle.resolve()),
+        "models": {str(lv): model_id(d) for lv, d in b.prior_dirs.items()} | {"vqvae": model_id(b.vqvae_dir)},
+        "guidance_per_level": {str(lv): b.guidance(lv, g) for lv in b.prior_dirs},
         "seconds": seconds,
         "artist": artist,
         "genre": genre,
@@ -421,13 +428,19 @@ def main() -> None:
         "--guidance",
         type=_guidance,
         nargs="+",
-        default=[1.0, 3.0],
-        help="guidance values to compare: numbers (every level) or 'default' (each level's own); the audio "
-        "measures take the last",
+        default=[1.0, 3.0, None],
+        help="guidance values to compare: numbers (every level) or 'default' (each level's own; the default "
+        "is 1 3 default); the audio measures take the last",
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
     p.add_argument("--audio-clips", type=int, default=2, help="clips per request the audio measures hear (default 2)")
+    p.add_argument(
+        "--audio-key",
+        default="audio",
+        help="the report's key for the audio measures (default audio; e.g. audio_segments_8 for a run with "
+        "--segments 8 beside the default one)",
+    )
     p.add_argument("--lyrics-songs", type=Path, help="a manifest of timed-lyrics songs outside the training data")
     p.add_argument("--up1", default="up1", help="the middle upsampler's run folder in RUNS (default up1)")
     p.add_argument("--up0", default="up0", help="the bottom upsampler's run folder in RUNS (default up0)")
@@ -461,8 +474,9 @@ def main() -> None:
     report = json.loads(out.read_text()) if args.only and out.exists() else {}
     for name, run in parts.items():
         if not args.only or name in args.only:
-            report[name] = run()
-            print(json.dumps({name: report[name]}, indent=1), flush=True)
+            key = args.audio_key if name == "audio" else name
+            report[key] = run()
+            print(json.dumps({key: report[key]}, indent=1), flush=True)
             with atomic_path(out) as tmp:  # a later part's failure keeps this one
                 Path(tmp).write_text(json.dumps(report, indent=1))
 

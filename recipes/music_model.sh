@@ -5,7 +5,8 @@
 # (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
-# The defaults are the shipped model's steps (VQVAE_STEPS, TOP_STEPS, ALIGN_STEPS, UP1_STEPS, UP0_STEPS).
+# The defaults are the shipped model's steps (VQVAE_STEPS, TOP_STEPS, ALIGN_STEPS, UP1_STEPS, UP0_STEPS,
+# GUIDED_STEPS). The guided stage starts from up1/up0 once: after training those further, delete up1_ld/up0_ld.
 # Needs: pip install -e '.[data]' && pip install --no-deps tinysoundfont, and the game music:
 #   apt-get install wesnoth-1.16-music warzone2100-music
 # Data: 4 composers x 10 pieces x 4 instrument sets (30 s each), 24 sung chorales (45 s), and
@@ -16,8 +17,8 @@
 # per second each with three running side by side (top up1 up0 as three commands at once), about
 # 2 h 15 min each to the shipped model's steps. The align stage fine-tunes the top prior with the
 # supervised lyric-alignment loss (the chorales' syllable times): 3,000 steps, ~20 min on one thread.
-# The guided stage fine-tunes both upsamplers 3,000 more steps with label dropout 0.2 (so guidance applies
-# to every level): about 21 min each on one thread.
+# The guided stage fine-tunes both upsamplers 3,000 more steps with label dropout 0.2 (so --guidance has a
+# trained unconditional side on them too; sampling guides only the top by default): about 21 min each.
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -109,7 +110,7 @@ for stage in $STAGES; do
         train prior "$WORK/up0" "${UP0_STEPS:-10443}" --level 0 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_0 --eval-every 500
         ;;
-    guided) # the upsamplers fine-tuned with label dropout (up1_ld, up0_ld), so guidance has an unconditional side
+    guided) # the upsamplers fine-tuned with label dropout (up1_ld, up0_ld): a trained unconditional side
         for level in 1 0; do
             if [ -f "$WORK/up${level}_ld/train_state.pt" ]; then
                 $OJ train prior --out "$WORK/up${level}_ld" --resume --steps "${GUIDED_STEPS:-3000}" \

@@ -198,11 +198,11 @@ def test_upsamplers_are_not_guided_by_default_even_when_trained_with_label_dropo
 
     guided = tmp_path / "guided_bundle"
     shutil.copytree(bundle, guided)
-    for level in (2, 1):
+    for level in (2, 1, 0):
         config = guided / f"prior_level_{level}" / "config.json"
         config.write_text(json.dumps({**json.loads(config.read_text()), "label_dropout": 0.2}))
     b = Bundle(guided)
-    assert b.label_dropout[1] == 0.2 and b.top == 2
+    assert b.label_dropout[1] == b.label_dropout[0] == 0.2 and b.top == 2
     assert [b.guidance(lv, None) for lv in (2, 1, 0)] == [DEFAULT_GUIDANCE, 1.0, 1.0]
     assert [b.guidance(lv, 2.0) for lv in (2, 1, 0)] == [2.0, 2.0, 2.0]  # asked for: every level
     assert "guidance by default on level 2 (the top prior" in describe_model(guided)

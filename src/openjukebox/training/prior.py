@@ -349,7 +349,7 @@ class PriorRun(TrainingRun):
         result = {"bits_per_token": total / codes.shape[0], "unigram_bits": self.unigram_bits}
         if prior.conditioner is not None:
             result["bits_per_token_cond_zeroed"] = zeroed / codes.shape[0]
-        if prior.labels is not None:  # trained without label dropout, unknown labels are never seen
+        if prior.labels is not None:  # for every labelled prior (one without label dropout never saw them)
             result["bits_per_token_labels_unknown"] = unknown / codes.shape[0]
         if prior.cfg.lyrics is not None:
             result["lyrics_bits_per_token"] = lyric_bits / codes.shape[0]
