@@ -130,6 +130,7 @@ for stage in $STAGES; do
         echo "bundle ready: $WORK/bundle; measure it with:"
         echo "  python benchmarks/eval_model.py --runs $WORK --top top_align --up1 up1_ld --up0 up0_ld \\"
         echo "      --lyrics-songs $WORK/lyrics_test.jsonl"
+        echo "  and the card's extra audio rows (--only audio --audio-key ...): see the README, The default model"
         ;;
     ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
         python - "$WORK" "$(dirname "$0")/../src/openjukebox/models/default" <<'PY'
