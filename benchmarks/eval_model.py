@@ -230,30 +230,32 @@ def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
     }
 
 
-def _generated(
-    bundle: Path, folder: Path, seconds: float, artist: str, genre: str, clips: int, seed: int, g: float | None
-):
-    """{level: [audio files]} of ``clips`` clips sampled into ``folder``; a folder that already holds
-    them (an earlier run's, with the same bundle and settings) is read back instead of sampled."""
+def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | None) -> dict:
+    """What identifies a request's clips besides its labels and seed: the bundle's models (by the
+    hash of their weights), each level's guidance as sampling resolves it, the length and count."""
     b = Bundle(bundle)
-    settings = {
+    return {
         "bundle": str(bundle.resolve()),
         "models": {str(lv): model_id(d) for lv, d in b.prior_dirs.items()} | {"vqvae": model_id(b.vqvae_dir)},
         "guidance_per_level": {str(lv): b.guidance(lv, g) for lv in b.prior_dirs},
         "seconds": seconds,
-        "artist": artist,
-        "genre": genre,
         "clips": clips,
-        "seed": seed,
         "guidance": g,
     }
+
+
+def _generated(bundle: Path, folder: Path, settings: dict) -> dict[int, list[Path]]:
+    """{level: [audio files]} of the clips ``settings`` (``_clip_settings`` with the request's artist,
+    genre and seed) describe, sampled into ``folder``; a folder that already holds them (an earlier
+    run's, with the same settings) is read back instead of sampled."""
     done = folder / "clips.json"
     if done.exists():
         kept = json.loads(done.read_text())
         if kept["settings"] != settings:
             raise SystemExit(f"{folder} holds clips of other settings ({kept['settings']}): use another --clips-dir")
         return {int(lv): [folder / f for f in files] for lv, files in kept["files"].items()}
-    meta = sample(bundle, folder, seconds, artist, genre, n_samples=clips, seed=seed, guidance=g)
+    n, g, seed = settings["clips"], settings["guidance"], settings["seed"]
+    meta = sample(bundle, folder, settings["seconds"], settings["artist"], settings["genre"], n, seed=seed, guidance=g)
     files = {lv: [str(Path(f).resolve().relative_to(folder.resolve())) for f in fs] for lv, fs in meta["files"].items()}
     with atomic_path(done) as tmp:
         Path(tmp).write_text(json.dumps({"settings": settings, "files": files}))
@@ -297,10 +299,11 @@ def conditioning_quality(
     generated = {}  # guidance -> level -> [(features, artist, genre)]
     for g in guidances:
         generated[g] = {lv: [] for lv in levels}
+        common = _clip_settings(bundle, seconds, clips, g)  # hashes the weights once per guidance
         for k, (artist, genre) in enumerate(requests):
             with tempfile.TemporaryDirectory() as tmp:
                 folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
-                files = _generated(bundle, folder, seconds, artist, genre, clips, 100 + k, g)
+                files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": 100 + k})
                 for lv in levels:
                     generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
