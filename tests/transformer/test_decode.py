@@ -50,22 +50,31 @@ def test_decode_step_and_forward_cached_leave_the_same_caches():
             torch.testing.assert_close(a.kv, b.kv)
 
 
-def test_step_tables_slots_and_masks():
+def _visible(index) -> dict[int, list[int]]:
+    """The slots each kind attends: the mask's zeros (device path) or the keys' slices (host path)."""
+    if index.keys is not None:
+        return {k: list(range(s.start, s.stop)) for k, s in index.keys.items()}
+    return {k: (m == 0).flatten().nonzero().flatten().tolist() for k, m in index.masks.items() if m is not None}
+
+
+def test_step_tables_slots_and_visible_keys():
     tables = StepTables(24, 6, 10, frozenset({BLOCK, TRANSPOSE, PREV_BLOCK, PRIME}), torch.device("cpu"), torch.float32)
     at, of = tables.at(13), tables.of(torch.tensor([13]))  # block 2, column 1
+    assert at.masks == {} and of.keys is None  # the host path reads slices, the device path masks
     for index in (at, of):
-        assert index.slots[BLOCK].item() == 1
-        assert index.slots[TRANSPOSE].item() == 1 * 4 + 2  # column-major: column 1, block 2
-        assert index.slots[PREV_BLOCK].item() == 0 * 6 + 1  # block 2 writes the first half of the ring
-        assert index.slots[PRIME].item() == 10  # past prime_len: the spare slot
-        visible = {k: (m == 0).flatten().nonzero().flatten().tolist() for k, m in index.masks.items() if m is not None}
+        assert int(index.slots[BLOCK]) == 1
+        assert int(index.slots[TRANSPOSE]) == 1 * 4 + 2  # column-major: column 1, block 2
+        assert int(index.slots[PREV_BLOCK]) == 0 * 6 + 1  # block 2 writes the first half of the ring
+        assert int(index.slots[PRIME]) == 10  # past prime_len: the spare slot
+        visible = _visible(index)
         assert visible[BLOCK] == [0, 1]
-        assert visible[TRANSPOSE] == [0, 1, 2]
+        assert visible[TRANSPOSE] == [0, 1, 2]  # of column 1
         assert visible[PREV_BLOCK] == [6, 7, 8, 9, 10, 11]  # the previous block: the other half
         assert visible[PRIME] == list(range(10))
         assert int(index.column) == 1
-    first = tables.at(3)  # block 0 attends the zero half of the ring: the original's output 0
-    assert (first.masks[PREV_BLOCK] == 0).flatten().nonzero().flatten().tolist() == [6, 7, 8, 9, 10, 11]
+    for first in (tables.at(3), tables.of(torch.tensor([3]))):  # block 0 attends the zero half of the ring
+        assert _visible(first)[PREV_BLOCK] == [6, 7, 8, 9, 10, 11]
+        assert _visible(first)[PRIME] == [0, 1, 2, 3]
 
 
 def test_decode_step_in_bfloat16_follows_the_reference_path():

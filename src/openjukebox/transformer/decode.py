@@ -2,10 +2,13 @@
 
 ``attend_cached`` (cache.py) takes any chunk at a Python position and slices the caches to the
 keys it needs, so every position has its own shapes: right for prefill, and the reference. The
-step here takes the position as a tensor, writes the new keys/values with ``index_copy_`` and
-attends over each cache's full, fixed size through an additive mask built once per step for all
-layers. Same shapes at every position, no host synchronisation: the same code runs eagerly on a
-CPU and is captured in a CUDA graph on a GPU.
+step here is for one position and has two ways to find its slots. On the device path the position
+is a tensor: the new keys/values go in with ``index_copy_`` and every layer attends over its
+cache's full, fixed size through an additive mask built once per step. Same shapes at every
+position, no host synchronisation: captured in a CUDA graph on a GPU. On the host path (a CPU, the
+position an int) each layer attends only the slots it sees, a view of its cache, without a mask:
+fewer keys read (half, on average, for block and previous-block layers) and attention's unmasked
+kernel.
 
 Per kind (cache layouts as in cache.py): dense writes slot ``pos``; transpose writes slot
 (column, block) of its column-major cache, reads its column (contiguous) and masks the blocks
@@ -100,11 +103,17 @@ class DecodePlan:
 
 @dataclass
 class StepIndex:
-    """Per kind: the cache slot to write ((1,) long) and the additive mask (1, S) (None: none)."""
+    """Per kind: the cache slot to write and what to attend.
 
-    slots: dict[int, torch.Tensor | None]
+    Device path: ``slots`` (1,) long tensors, ``masks`` additive (1, S) over the whole cache (None:
+    none), ``column`` a (1,) long tensor. Host path: ``slots`` ints, ``keys`` the visible slots
+    (of the column, for transpose layers), no masks, ``column`` an int.
+    """
+
+    slots: dict[int, torch.Tensor | int | None]
     masks: dict[int, torch.Tensor | None]
-    column: int | torch.Tensor  # pos % block_ctx, the transpose layers' column ((1,) long on the device path)
+    column: int | torch.Tensor  # pos % block_ctx, the transpose layers' column
+    keys: dict[int, slice] | None = None
 
 
 class StepTables:
@@ -146,15 +155,26 @@ class StepTables:
         return torch.zeros(visible.shape, dtype=self.dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
 
     def at(self, t: int) -> StepIndex:
-        """Position ``t`` known on the host: the entries are views of the tables (cheapest on a CPU)."""
-        slots: dict[int, torch.Tensor | None] = {CROSS: None}
-        masks: dict[int, torch.Tensor | None] = {CROSS: None}
-        block, s0 = divmod(t, self.bc)
-        keys = {TRANSPOSE: block, BLOCK: s0, PREV_BLOCK: block % 2, PRIME: min(t, self.prime_len)}
-        for k in self.kinds:
-            slots[k] = self.slot[k][t : t + 1]
-            masks[k] = self._dense(self.slot[DENSE][t : t + 1]) if k == DENSE else self.mask[k][keys[k]].view(1, -1)
-        return StepIndex(slots, masks, s0)
+        """Position ``t`` known on the host: integer slots, and the visible slots as slices (the
+        cheapest on a CPU: no mask, and only the keys a layer sees are read)."""
+        bc = self.bc
+        block, s0 = divmod(t, bc)
+        slots = {
+            DENSE: t,
+            TRANSPOSE: s0 * (self.n_ctx // bc) + block,
+            BLOCK: s0,
+            PREV_BLOCK: (block % 2) * bc + s0,
+            PRIME: min(t, self.prime_len),
+        }
+        prev = (1 - block % 2) * bc  # in block 0 the other half is still zero: the original's output 0
+        keys = {
+            DENSE: slice(0, t + 1),
+            TRANSPOSE: slice(0, block + 1),  # of the column
+            BLOCK: slice(0, s0 + 1),
+            PREV_BLOCK: slice(prev, prev + bc),
+            PRIME: slice(0, min(t + 1, self.prime_len)),
+        }
+        return StepIndex({k: slots[k] for k in self.kinds}, {}, s0, {k: keys[k] for k in self.kinds})
 
     def of(self, pos: torch.Tensor) -> StepIndex:
         """Position ``pos`` ((1,) long tensor) on the device: no host synchronisation (CUDA graphs)."""
@@ -185,11 +205,18 @@ def _attend(p: LayerPlan, x: torch.Tensor, cache, index: StepIndex) -> torch.Ten
         out = F.scaled_dot_product_attention(p.q(x).view(n, h, 1, d), cache.k, cache.v)
         return p.proj(out.view(n, 1, p.n_state))
     qkv = p.qkv(x).view(n, 3, h, 1, d)
+    if index.keys is not None:  # host path: write the slot, attend a view of the visible slots
+        cache.kv.narrow(3, index.slots[p.kind], 1).copy_(qkv[:, 1:])
+        if p.kind == TRANSPOSE:
+            kv = cache.kv.view(n, 2, h, p.block_ctx, -1, d)[:, :, :, index.column, index.keys[TRANSPOSE]]
+        else:
+            kv = cache.kv[:, :, :, index.keys[p.kind]]
+        k, v = kv.unbind(1)
+        out = F.scaled_dot_product_attention(qkv[:, 0], k, v)
+        return p.proj(out.view(n, 1, p.n_state))
     cache.kv.index_copy_(3, index.slots[p.kind], qkv[:, 1:])
-    if p.kind == TRANSPOSE:  # the column: a view on the host path, gathered on the device path
-        columns = cache.kv.view(n, 2, h, p.block_ctx, -1, d)
-        c = index.column
-        k, v = (columns[:, :, :, c] if isinstance(c, int) else columns.index_select(3, c).squeeze(3)).unbind(1)
+    if p.kind == TRANSPOSE:  # the column, gathered
+        k, v = cache.kv.view(n, 2, h, p.block_ctx, -1, d).index_select(3, index.column).squeeze(3).unbind(1)
     else:
         k, v = cache.k, cache.v
     out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=index.masks[p.kind])
