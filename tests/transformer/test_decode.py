@@ -15,7 +15,7 @@ def _transformer(order, depth):
 
 
 @pytest.mark.parametrize("order,depth", PATTERNS)
-@pytest.mark.parametrize("prefill,host_position", [(0, True), (7, False)])
+@pytest.mark.parametrize("prefill,host_position", [(0, True), (7, True), (0, False), (7, False)])
 def test_decode_step_equals_the_full_forward(order, depth, prefill, host_position):
     """Every attention kind: a prompt prefilled by forward_cached, then one decode_step per position
     (position as an int on the CPU path, as a tensor on the CUDA-graph path) equals the full forward."""
@@ -77,7 +77,8 @@ def test_step_tables_slots_and_visible_keys():
         assert _visible(first)[PRIME] == [0, 1, 2, 3]
 
 
-def test_decode_step_in_bfloat16_follows_the_reference_path():
+@pytest.mark.parametrize("host_position", [True, False])
+def test_decode_step_in_bfloat16_follows_the_reference_path(host_position):
     """The GPU dtype (run here on the CPU): layer norms in float32, the rest in bf16."""
     model = _transformer(2, 6).to(torch.bfloat16)
     x = torch.randn(1, L, W).to(torch.bfloat16)
@@ -86,6 +87,6 @@ def test_decode_step_in_bfloat16_follows_the_reference_path():
         plan = DecodePlan.of(model, torch.device("cpu"), torch.bfloat16)
         for t in range(L):
             a = model.forward_cached(x[:, t : t + 1], t, ref)
-            b = decode_step(plan, x[:, t : t + 1], torch.tensor([t]), fast)
+            b = decode_step(plan, x[:, t : t + 1], t if host_position else torch.tensor([t]), fast)
             assert b.dtype == torch.bfloat16
             torch.testing.assert_close(b, a, rtol=0.02, atol=0.02)

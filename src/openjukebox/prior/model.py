@@ -228,11 +228,12 @@ class Prior(nn.Module):
     def decode_step(
         self, prev: torch.Tensor, pos: int | torch.Tensor, cond: Conditioning, state: DecodeState
     ) -> torch.Tensor:
-        """Logits (N, V) of code position ``pos`` given the code at pos-1 (N, 1): the static-shape
+        """Logits (N, V) of code position ``pos`` given the code at pos-1 (N, 1): the one-token
         step of ``forward_cached`` (the same values up to float rounding).
 
-        ``pos`` is an int, or a (1,) long tensor on the device: then nothing waits for the host,
-        so a GPU can replay the step from a CUDA graph.
+        ``pos`` is an int (each layer attends a view of its visible slots), or a (1,) long tensor
+        on the device: then the shapes are static and nothing waits for the host, so a GPU can
+        replay the step from a CUDA graph.
         """
         x = self.x_emb(prev + self.code_offset) if self.code_offset else self.x_emb(prev)
         s = pos + self.prefix_len

@@ -3,7 +3,8 @@
 ``prepare_prior`` is the public switch: int8 weights for the transformer's linear layers on a CPU
 (PyTorch's dynamic quantization: int8 weights, activations quantized per call), bf16 weights and
 caches on a GPU. ``make_stepper`` returns what ``sample_window`` calls once per token: the prior's
-static-shape ``decode_step`` run eagerly, or on CUDA captured once in a CUDA graph and replayed.
+``decode_step`` run eagerly (the position an int), or on CUDA with static shapes (the position a
+tensor) captured once in a CUDA graph and replayed.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def sample_window(
     ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a
     prior trained with label dropout.
 
-    ``fast``: each token through the prior's static-shape ``decode_step`` (the default), on a CPU
+    ``fast``: each token through the prior's ``decode_step`` (the default), on a CPU
     with one intra-op thread: a token's operations are too small to share, and two threads beside
     another busy process were up to 40x slower. False runs ``forward_cached`` with torch's thread
     setting: the reference. ``graph``: replay the step from a CUDA graph (default: on CUDA).

@@ -1,4 +1,4 @@
-"""The one-token decode step with static shapes: the fast sampling path.
+"""The one-token decode step over preallocated caches: the fast sampling path.
 
 ``attend_cached`` (cache.py) takes any chunk at a Python position and slices the caches to the
 keys it needs, so every position has its own shapes: right for prefill, and the reference. The
@@ -11,8 +11,8 @@ fewer keys read (half, on average, for block and previous-block layers) and atte
 kernel.
 
 Per kind (cache layouts as in cache.py): dense writes slot ``pos``; transpose writes slot
-(column, block) of its column-major cache, reads its column (contiguous) and masks the blocks
-after the current one; block writes slot ``pos % block_ctx`` of its one-block ring;
+(column, block) of its column-major cache and reads its column (contiguous) up to the current
+block; block writes slot ``pos % block_ctx`` of its one-block ring;
 previous-block writes slot ``(block % 2) * block_ctx + pos % block_ctx`` and attends the other
 half of its ring (still zero in block 0, so the output is the original's 0 there); prime writes
 ``min(pos, prime_len)`` (the extra last slot is never attended).
