@@ -117,7 +117,8 @@ class StepIndex:
 
 
 class StepTables:
-    """Every position's cache slots and masks, made once per window, so that a step looks them up.
+    """Every position's cache slots and masks, made once per window, so that a device-path step
+    looks them up (``of``); a host-path step computes its integer slots and slices (``at``).
 
     Masks are tabulated by what they depend on: the block (transpose), the position in the block
     (block), the block's parity (previous block), the position up to ``prime_len`` (prime). Dense
