@@ -95,6 +95,8 @@ def test_int8_prepare_prior_keeps_quality_on_the_shipped_model(bundle):
     int8 = prepare_prior(prior, quantize="int8")
     assert prior.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in prior.state_dict().items())
+    mlps = lambda m: [layer.mlp for layer in m.transformer.layers]  # noqa: E731
+    assert not any(mlp.folded for mlp in mlps(prior)) and all(mlp.folded for mlp in mlps(int8))
     codes = torch.randint(0, prior.cfg.l_bins, (2, prior.cfg.n_ctx), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         # codes the prior itself finds likely: its own greedy continuation of a short random prompt

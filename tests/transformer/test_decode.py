@@ -48,6 +48,27 @@ def test_decode_step_and_forward_cached_leave_the_same_caches():
             torch.testing.assert_close(a, b)
         else:
             torch.testing.assert_close(a.kv, b.kv)
+    # the host path keeps its views per slot only where slots repeat (4 blocks of 6 here)
+    kept = {BLOCK: list(range(BC)), PREV_BLOCK: list(range(2 * BC)), PRIME: list(range(11))}
+    for layer, cache in zip(model.layers, fast, strict=True):
+        assert sorted(cache.views) == kept.get(layer.attn.kind, [])
+
+
+def test_decode_step_in_float32_with_the_gelu_scale_folded():
+    """The host path's float32 activation, and the SiLU of a prior whose MLP weights carry quick-GELU's
+    scale (what prepare_prior's int8 copy has): both decode the unfolded model's full forward."""
+    model = _transformer(12, 48).float()
+    x = torch.randn(2, L, W)
+    with torch.no_grad():
+        full = model(x)
+        for folded in (False, True):
+            if folded:
+                for layer in model.layers:
+                    layer.mlp.fold_gelu_scale()
+            caches = model.make_caches(2, dtype=torch.float32)
+            plan = DecodePlan.of(model, torch.device("cpu"), torch.float32)
+            out = torch.cat([decode_step(plan, x[:, t : t + 1], t, caches) for t in range(L)], 1)
+            torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-5)
 
 
 def _visible(index) -> dict[int, list[int]]:
@@ -59,7 +80,9 @@ def _visible(index) -> dict[int, list[int]]:
 
 def test_step_tables_slots_and_visible_keys():
     tables = StepTables(24, 6, 10, frozenset({BLOCK, TRANSPOSE, PREV_BLOCK, PRIME}), torch.device("cpu"), torch.float32)
-    at, of = tables.at(13), tables.of(torch.tensor([13]))  # block 2, column 1
+    at = tables.at(13)  # block 2, column 1
+    assert "_tables" not in vars(tables)  # the host path makes no tables
+    of = tables.of(torch.tensor([13]))
     assert at.masks == {} and of.keys is None  # the host path reads slices, the device path masks
     for index in (at, of):
         assert int(index.slots[BLOCK]) == 1

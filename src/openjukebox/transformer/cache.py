@@ -20,7 +20,9 @@ class LayerCache:
     and ``v`` (N, H, size, d) views of it (one buffer, so the decode step writes both at once).
 
     Prime attention keeps one slot more than it attends, where the decode step writes the
-    positions past ``prime_len`` (static shapes: there is always a slot to write).
+    positions past ``prime_len`` (static shapes: there is always a slot to write). ``views`` is the
+    host-path decode step's store of views of ``kv`` per slot (decode.py); ``kv`` is never replaced,
+    so they stay valid.
     """
 
     def __init__(self, attn: Attention, batch: int, n_ctx: int, encoder_len: int = 0, dtype=None, device=None):
@@ -35,6 +37,7 @@ class LayerCache:
         }[attn.kind]
         self.kv = torch.zeros(batch, 2, attn.heads, size, attn.n_state // attn.heads, dtype=dtype, device=device)
         self.k, self.v = self.kv[:, 0], self.kv[:, 1]
+        self.views: dict[int, tuple[torch.Tensor, ...]] = {}
 
     @property
     def nbytes(self) -> int:

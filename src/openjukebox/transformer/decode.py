@@ -8,7 +8,8 @@ cache's full, fixed size through an additive mask built once per step. Same shap
 position, no host synchronisation: captured in a CUDA graph on a GPU. On the host path (a CPU, the
 position an int) each layer attends only the slots it sees, a view of its cache, without a mask:
 fewer keys read (half, on average, for block and previous-block layers) and attention's unmasked
-kernel.
+kernel. Block, previous-block and prime caches reuse their slots, so their views are made once per
+slot and kept on the cache (``LayerCache.views``).
 
 Per kind (cache layouts as in cache.py): dense writes slot ``pos``; transpose writes slot
 (column, block) of its column-major cache and reads its column (contiguous) up to the current
@@ -18,11 +19,13 @@ half of its ring (still zero in block 0, so the output is the original's 0 there
 ``min(pos, prime_len)`` (the extra last slot is never attended).
 
 A ``DecodePlan`` is built once per sampling window: per layer, plain callables for its linear
-layers (PyTorch's module call costs more than a one-row matmul here) and layer-norm parameters.
+layers (PyTorch's module call costs more than a one-row matmul here), its MLP activation and
+layer-norm parameters.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import BLOCK, CROSS, DENSE, PREV_BLOCK, PRIME, TRANSPOSE
+from .model import GELU_SCALE
+
+_RING = frozenset((BLOCK, PREV_BLOCK, PRIME))  # kinds whose slots repeat within a window
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -61,11 +67,24 @@ class LayerPlan:
     proj: Linear
     ln_1: tuple
     fc: Linear
+    act: Callable[[torch.Tensor], torch.Tensor]
     mlp_proj: Linear
 
 
 def _ln(ln: nn.LayerNorm) -> tuple:
     return (ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+
+
+def _activation(mlp: nn.Module, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The MLP's quick-GELU: one SiLU when its weights carry the scale (``MLP.fold_gelu_scale``);
+    in float32 with the scale as a tensor made once (a Python number becomes a tensor every call),
+    the same values; otherwise as the module computes it."""
+    if mlp.folded:
+        return F.silu
+    if dtype == torch.float32:
+        scale = torch.tensor(GELU_SCALE, dtype=dtype, device=device)
+        return lambda h: torch.sigmoid(h * scale).mul_(h)
+    return lambda h: h * torch.sigmoid(GELU_SCALE * h)
 
 
 @dataclass(frozen=True)
@@ -93,6 +112,7 @@ class DecodePlan:
                     linear_fn(a.proj),
                     _ln(layer.ln_1),
                     linear_fn(layer.mlp.fc),
+                    _activation(layer.mlp, device, dtype),
                     linear_fn(layer.mlp.proj),
                 )
             )
@@ -117,8 +137,9 @@ class StepIndex:
 
 
 class StepTables:
-    """Every position's cache slots and masks, made once per window, so that a device-path step
-    looks them up (``of``); a host-path step computes its integer slots and slices (``at``).
+    """A window's cache slots and what each position attends: a host-path step computes its integer
+    slots and slices (``at``); a device-path step looks up tables of every position's slots and
+    masks (``of``), made on its first call (warm-up, before a CUDA graph's capture).
 
     Masks are tabulated by what they depend on: the block (transpose), the position in the block
     (block), the block's parity (previous block), the position up to ``prime_len`` (prime). Dense
@@ -126,7 +147,13 @@ class StepTables:
     """
 
     def __init__(self, n_ctx: int, block_ctx: int, prime_len: int, kinds: frozenset[int], device, dtype):
-        self.n_ctx, self.bc, self.prime_len, self.dtype = n_ctx, block_ctx, prime_len, dtype
+        self.n_ctx, self.bc, self.prime_len, self.device, self.dtype = n_ctx, block_ctx, prime_len, device, dtype
+        self.kinds = [k for k in kinds if k != CROSS]
+
+    @functools.cached_property
+    def _tables(self) -> tuple[dict, dict, dict, torch.Tensor]:
+        """Per kind, each position's slot, its mask-table key and the mask table; and its column."""
+        n_ctx, block_ctx, prime_len, device = self.n_ctx, self.bc, self.prime_len, self.device
         pos = torch.arange(n_ctx, device=device)
         block, s0 = pos // block_ctx, pos % block_ctx
         blocks = n_ctx // block_ctx
@@ -146,11 +173,12 @@ class StepTables:
             != torch.arange(2, device=device).view(-1, 1),
             PRIME: (keys <= keys.view(-1, 1)) & (keys < prime_len),
         }
-        self.kinds = [k for k in kinds if k != CROSS]
-        self.slot = {k: slot[k] for k in self.kinds}
-        self.key = {k: key[k] for k in self.kinds if k != DENSE}
-        self.mask = {k: self._additive(visible[k]) for k in self.kinds if k != DENSE}
-        self.column = s0
+        return (
+            {k: slot[k] for k in self.kinds},
+            {k: key[k] for k in self.kinds if k != DENSE},
+            {k: self._additive(visible[k]) for k in self.kinds if k != DENSE},
+            s0,
+        )
 
     def _additive(self, visible: torch.Tensor) -> torch.Tensor:
         return torch.zeros(visible.shape, dtype=self.dtype, device=visible.device).masked_fill_(~visible, float("-inf"))
@@ -179,14 +207,13 @@ class StepTables:
 
     def of(self, pos: torch.Tensor) -> StepIndex:
         """Position ``pos`` ((1,) long tensor) on the device: no host synchronisation (CUDA graphs)."""
+        slot, key, mask, column = self._tables
         slots: dict[int, torch.Tensor | None] = {CROSS: None}
         masks: dict[int, torch.Tensor | None] = {CROSS: None}
         for k in self.kinds:
-            slots[k] = self.slot[k].index_select(0, pos)
-            masks[k] = (
-                self._dense(pos) if k == DENSE else self.mask[k].index_select(0, self.key[k].index_select(0, pos))
-            )
-        return StepIndex(slots, masks, self.column.index_select(0, pos))
+            slots[k] = slot[k].index_select(0, pos)
+            masks[k] = self._dense(pos) if k == DENSE else mask[k].index_select(0, key[k].index_select(0, pos))
+        return StepIndex(slots, masks, column.index_select(0, pos))
 
     def _dense(self, pos: torch.Tensor) -> torch.Tensor:
         return self._additive(torch.arange(self.n_ctx, device=pos.device) <= pos).view(1, -1)
@@ -207,12 +234,8 @@ def _attend(p: LayerPlan, x: torch.Tensor, cache, index: StepIndex) -> torch.Ten
         return p.proj(out.view(n, 1, p.n_state))
     qkv = p.qkv(x).view(n, 3, h, 1, d)
     if index.keys is not None:  # host path: write the slot, attend a view of the visible slots
-        cache.kv.narrow(3, index.slots[p.kind], 1).copy_(qkv[:, 1:])
-        if p.kind == TRANSPOSE:
-            kv = cache.kv.view(n, 2, h, p.block_ctx, -1, d)[:, :, :, index.column, index.keys[TRANSPOSE]]
-        else:
-            kv = cache.kv[:, :, :, index.keys[p.kind]]
-        k, v = kv.unbind(1)
+        slot, k, v = _host_views(p, cache, index)
+        slot.copy_(qkv[:, 1:])
         out = F.scaled_dot_product_attention(qkv[:, 0], k, v)
         return p.proj(out.view(n, 1, p.n_state))
     cache.kv.index_copy_(3, index.slots[p.kind], qkv[:, 1:])
@@ -222,6 +245,24 @@ def _attend(p: LayerPlan, x: torch.Tensor, cache, index: StepIndex) -> torch.Ten
         k, v = cache.k, cache.v
     out = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=index.masks[p.kind])
     return p.proj(out.view(n, 1, p.n_state))
+
+
+def _host_views(p: LayerPlan, cache, index: StepIndex) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Views of ``cache.kv`` for the host path: the slot to write, the visible keys and values.
+    They depend on the slot only, so ring-like caches keep them per slot (``cache.views``)."""
+    slot = index.slots[p.kind]
+    views = cache.views.get(slot)
+    if views is None:
+        kv = cache.kv
+        if p.kind == TRANSPOSE:
+            n, _, h, _, d = kv.shape
+            visible = kv.view(n, 2, h, p.block_ctx, -1, d)[:, :, :, index.column, index.keys[TRANSPOSE]]
+        else:
+            visible = kv[:, :, :, index.keys[p.kind]]
+        views = (kv.narrow(3, slot, 1), *visible.unbind(1))
+        if p.kind in _RING:
+            cache.views[slot] = views
+    return views
 
 
 def decode_step(plan: DecodePlan, x: torch.Tensor, pos: int | torch.Tensor, caches: list) -> torch.Tensor:
@@ -235,5 +276,5 @@ def decode_step(plan: DecodePlan, x: torch.Tensor, pos: int | torch.Tensor, cach
     for p, cache in zip(plan.layers, caches, strict=True):
         x = x + _attend(p, _layer_norm(x, p.ln_0), cache, index)
         h = p.fc(_layer_norm(x, p.ln_1))
-        x = x + p.mlp_proj(h * torch.sigmoid(1.702 * h))
+        x = x + p.mlp_proj(p.act(h))
     return x

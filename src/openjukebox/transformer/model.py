@@ -26,15 +26,32 @@ class LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).type_as(x)
 
 
+GELU_SCALE = 1.702  # quick-GELU: h * sigmoid(1.702 h)
+
+
 class MLP(nn.Module):
+    """fc, quick-GELU, proj. After ``fold_gelu_scale`` the weights carry the 1.702 (fc scaled by it,
+    proj by its inverse) and the activation is SiLU: the same function, one operation instead of
+    three (``prepare_prior`` does this on its int8 copy)."""
+
     def __init__(self, width: int, hidden: int):
         super().__init__()
         self.fc = nn.Linear(width, hidden)
         self.proj = nn.Linear(hidden, width)
+        self.folded = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc(x)
-        return self.proj(h * torch.sigmoid(1.702 * h))
+        return self.proj(F.silu(h) if self.folded else h * torch.sigmoid(GELU_SCALE * h))
+
+    @torch.no_grad()
+    def fold_gelu_scale(self) -> None:
+        """silu(1.702 h) / 1.702 = h * sigmoid(1.702 h): move both factors into the float weights."""
+        if not self.folded:
+            self.fc.weight.mul_(GELU_SCALE)
+            self.fc.bias.mul_(GELU_SCALE)
+            self.proj.weight.div_(GELU_SCALE)
+            self.folded = True
 
 
 class ResidualAttentionBlock(nn.Module):
