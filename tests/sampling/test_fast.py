@@ -75,6 +75,18 @@ def test_sampling_with_a_seed_is_reproducible_and_the_same_on_both_paths(bundle)
     assert len(a.unique()) > 5  # sampled, not constant
 
 
+def test_sampled_codes_are_ordinary_tensors_for_training(bundle):
+    """The token loop runs in inference mode; what it returns can still be edited in place and
+    trained on (an inference tensor could not be)."""
+    prior, y, above = _window_inputs(bundle, 0)
+    codes = sample_window(prior, prior.condition(y, above), prior.cfg.n_ctx, generator=torch.Generator().manual_seed(7))
+    assert not codes.is_inference()
+    codes[:, 0] = 3
+    loss = prior.losses(codes, prior.condition(y, above))["gen"]
+    loss.backward()
+    assert prior.x_emb.weight.grad is not None and prior.x_emb.weight.grad.abs().sum() > 0
+
+
 def test_draw_follows_the_distribution_and_never_draws_impossible_tokens():
     logits = torch.tensor([[0.0, 1.0, 2.0, float("-inf"), 0.5], [float("-inf"), 3.0, float("-inf"), 0.0, 0.0]])
     gen = torch.Generator().manual_seed(0)

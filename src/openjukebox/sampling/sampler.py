@@ -77,7 +77,8 @@ def sample_window(
     """Codes (N, length): ``prompt`` (N, P) kept, positions P..length-1 sampled.
 
     The prompt is prefilled in chunks of ``chunk_size`` positions to bound memory. ``on_logits``
-    sees the logits (N, V) of every sampled position; ``progress`` is told of each new token.
+    sees the logits (N, V) of every sampled position (inference-mode tensors: read them, or clone
+    them to use with autograd); ``progress`` is told of each new token.
 
     Classifier-free guidance: with ``uncond`` (the same windows with the labels unknown) and
     ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a
@@ -97,7 +98,9 @@ def sample_window(
     guided = uncond is not None and guidance != 1.0
     run_cond = _cat(cond, uncond) if guided else cond
     both = (lambda x: torch.cat([x, x])) if guided else (lambda x: x)  # noqa: E731
-    with _one_thread(fast and device.type == "cpu"):
+    # inference mode: no version counters or view tracking on the caches and per-token tensors (int8
+    # steps 1.15x at batch 1 against no_grad alone, float32 1.02x)
+    with _one_thread(fast and device.type == "cpu"), torch.inference_mode():
         caches = prior.make_caches(run_cond)
         for t in range(0, p, chunk_size):  # prefill: inputs of positions [t, t+C) are tokens [t-1, t+C-1)
             c = min(chunk_size, p - t)
