@@ -77,8 +77,9 @@ def sample_window(
     """Codes (N, length): ``prompt`` (N, P) kept, positions P..length-1 sampled.
 
     The prompt is prefilled in chunks of ``chunk_size`` positions to bound memory. ``on_logits``
-    sees the logits (N, V) of every sampled position (inference-mode tensors: read them, or clone
-    them to use with autograd); ``progress`` is told of each new token.
+    sees the logits (N, V) of every sampled position (inference-mode tensors: read or copy them; a
+    clone made in the callback is one too, so to train on them clone after ``sample_window``
+    returns); ``progress`` is told of each new token.
 
     Classifier-free guidance: with ``uncond`` (the same windows with the labels unknown) and
     ``guidance`` g != 1, both run as one batch of 2N and the logits are u + g (c - u). It needs a

@@ -83,7 +83,7 @@ def _activation(mlp: nn.Module, device: torch.device, dtype: torch.dtype) -> Cal
         return F.silu
     if dtype == torch.float32:
         scale = torch.tensor(GELU_SCALE, dtype=dtype, device=device)
-        return lambda h: torch.sigmoid(h * scale).mul_(h)
+        return lambda h: torch.sigmoid(h * scale).mul_(h)  # in place: decoding never needs gradients
     return lambda h: h * torch.sigmoid(GELU_SCALE * h)
 
 

@@ -46,7 +46,10 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def fold_gelu_scale(self) -> None:
-        """silu(1.702 h) / 1.702 = h * sigmoid(1.702 h): move both factors into the float weights."""
+        """silu(1.702 h) / 1.702 = h * sigmoid(1.702 h): move both factors into the float weights.
+
+        For sampling copies only: ``folded`` is not in the state dict, so a folded MLP's weights
+        must not be saved as, or loaded into, an ordinary one."""
         if not self.folded:
             self.fc.weight.mul_(GELU_SCALE)
             self.fc.bias.mul_(GELU_SCALE)
