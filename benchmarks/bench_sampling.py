@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe_cpu
 
 from openjukebox.api import sample
 from openjukebox.models import default_model
@@ -56,6 +57,7 @@ def main() -> None:
     paths = ["reference", "fast"] + (["segments"] if args.segments > 1 else [])
     results: dict[str, list[dict]] = {name: [] for name in paths}
     print(f"torch {torch.__version__}, {args.threads} thread(s); load before {os.getloadavg()}")
+    print(describe_cpu())
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for name in paths if r % 2 == 0 else paths[::-1]:

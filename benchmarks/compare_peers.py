@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import describe_cpu
 from safetensors.torch import save_file
 
 from openjukebox.prior.config import get_preset
@@ -245,6 +246,7 @@ def main() -> None:
             for w in workers:
                 w.close()
     fmt = lambda load: ", ".join(f"{x:.2f}" for x in load)  # noqa: E731
+    print(describe_cpu())
     print(f"load average (1, 5, 15 min): before {fmt(load_before)}, after {fmt(load_after)}; {os.cpu_count()} CPUs")
     spread = max(max(v) / min(v) for v in rates.values())
     print(f"tokens/s summed over the batch, median of {args.rounds} rounds (widest max/min over rounds: {spread:.2f}):")

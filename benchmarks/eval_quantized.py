@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from machine import describe_cpu
 
 from openjukebox.audio.io import load_audio
 from openjukebox.audio.synth import write_rendered_dataset
@@ -101,6 +102,7 @@ def main() -> None:
     bundle = Bundle(args.model or default_model())
     codes = held_out_codes(bundle, args.seconds)
     print(f"{args.seconds:.0f} s of held-out rendered scores; float32 vs int8 (transformer and output layers)")
+    print(describe_cpu())
     print("| level | windows | bits/token fp32 | int8 | change | argmax agreement | greedy tokens equal ", end="")
     print("| tokens/s fp32 | int8 |")
     print("|---|---|---|---|---|---|---|---|---|")
