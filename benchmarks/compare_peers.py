@@ -236,6 +236,7 @@ def main() -> None:
                 f"{sum(p.numel() for p in prior.parameters()) / 1e6:.1f} M params; {args.tokens} new tokens "
                 f"per call, {args.threads} thread(s), fp32, {args.rounds} rounds, median; torch {versions}"
             )
+            print(describe_cpu())
             print(f"greedy check ({CHECK_TOKENS} tokens, batch 1) against ours (fp32 per-token path):")
             for label, line in check_logits(workers, prior, row, folder).items():
                 print(f"  {label:14s} {line}")
@@ -246,7 +247,6 @@ def main() -> None:
             for w in workers:
                 w.close()
     fmt = lambda load: ", ".join(f"{x:.2f}" for x in load)  # noqa: E731
-    print(describe_cpu())
     print(f"load average (1, 5, 15 min): before {fmt(load_before)}, after {fmt(load_after)}; {os.cpu_count()} CPUs")
     spread = max(max(v) / min(v) for v in rates.values())
     print(f"tokens/s summed over the batch, median of {args.rounds} rounds (widest max/min over rounds: {spread:.2f}):")

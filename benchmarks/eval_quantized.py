@@ -14,6 +14,7 @@ speed of both at batch 1 (256 tokens from an empty window, alternating, the best
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -102,7 +103,7 @@ def main() -> None:
     bundle = Bundle(args.model or default_model())
     codes = held_out_codes(bundle, args.seconds)
     print(f"{args.seconds:.0f} s of held-out rendered scores; float32 vs int8 (transformer and output layers)")
-    print(describe_cpu())
+    print(f"{describe_cpu()}; load average before {os.getloadavg()}")
     print("| level | windows | bits/token fp32 | int8 | change | argmax agreement | greedy tokens equal ", end="")
     print("| tokens/s fp32 | int8 |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -113,6 +114,7 @@ def main() -> None:
             f"{r['bits_int8'] - r['bits_fp32']:+.4f} | {100 * r['argmax_agreement']:.1f} % | "
             f"{100 * r['greedy_equal']:.1f} % | {r['tokens_s_fp32']:.0f} | {r['tokens_s_int8']:.0f} |"
         )
+    print(f"load average after {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         choices=["none", "int8"],
         default="none",
         help="int8: int8 weights in the priors' transformers, CPU only; faster for wide priors (at width 512 and "
-        "batch 1, 2.9x measured on a CPU with AVX-512 VNNI, 1.4x with AVX2 only), slower for the small shipped "
+        "batch 1, 2.6-3.3x measured on a CPU with AVX-512 VNNI, 1.4x with AVX2 only), slower for the small shipped "
         "model (default none)",
     )
     p.add_argument(
