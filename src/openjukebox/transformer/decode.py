@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import BLOCK, CROSS, DENSE, PREV_BLOCK, PRIME, TRANSPOSE
-from .model import GELU_SCALE
+from .model import GELU_SCALE, quick_gelu
 
 _RING = frozenset((BLOCK, PREV_BLOCK, PRIME))  # kinds whose slots repeat within a window
 
@@ -84,7 +84,7 @@ def _activation(mlp: nn.Module, device: torch.device, dtype: torch.dtype) -> Cal
     if dtype == torch.float32:
         scale = torch.tensor(GELU_SCALE, dtype=dtype, device=device)
         return lambda h: torch.sigmoid(h * scale).mul_(h)  # in place: decoding never needs gradients
-    return lambda h: h * torch.sigmoid(GELU_SCALE * h)
+    return quick_gelu
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ class LayerNorm(nn.LayerNorm):
 GELU_SCALE = 1.702  # quick-GELU: h * sigmoid(1.702 h)
 
 
+def quick_gelu(h: torch.Tensor) -> torch.Tensor:
+    return h * torch.sigmoid(GELU_SCALE * h)
+
+
 class MLP(nn.Module):
     """fc, quick-GELU, proj. After ``fold_gelu_scale`` the weights carry the 1.702 (fc scaled by it,
     proj by its inverse) and the activation is SiLU: the same function, one operation instead of
@@ -42,7 +46,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc(x)
-        return self.proj(F.silu(h) if self.folded else h * torch.sigmoid(GELU_SCALE * h))
+        return self.proj(F.silu(h) if self.folded else quick_gelu(h))
 
     @torch.no_grad()
     def fold_gelu_scale(self) -> None:
