@@ -172,3 +172,52 @@ def test_the_timing_range_widens_to_the_data_and_a_fixed_range_leaves_longer_fil
     assert not any("t3.wav" in p for p in split["train"] + split["validation"])
     artists = json.loads((tmp_path / "ft" / "config.json").read_text())["vocab"]["artists"]
     assert "a" in artists and "only_long" not in artists  # no untrained row for a name it never trained on
+
+
+def test_keep_best_exports_the_model_of_the_lowest_validation(labelled_manifest, trained_vqvae, tmp_path):
+    vqvae, _ = trained_vqvae
+    run = tmp_path / "run"
+    _train(labelled_manifest, vqvae, run, "tiny_top", 2, steps=4, eval_every=2, save_every=2, keep_best=True, lr=3e-2)
+    _train(
+        labelled_manifest,
+        vqvae,
+        run,
+        "tiny_top",
+        2,
+        resume=True,
+        steps=8,
+        eval_every=2,
+        save_every=2,
+        keep_best=True,
+        lr=3e-2,
+    )
+    rows = [r for r in read_csv(run / "val.csv") if r["step"] > 0]
+    best = min(rows, key=lambda r: r["bits_per_token"])
+    _, _, doc = load_prior(run / "best")
+    assert doc["trained_steps"] == best["step"]
+    # the same run stopped at that step has exactly best/'s weights (the schedule does not depend on --steps)
+    _train(labelled_manifest, vqvae, tmp_path / "short", "tiny_top", 2, steps=int(best["step"]), eval_every=2, lr=3e-2)
+    a, b = load_file(run / "best" / "model.safetensors"), load_file(tmp_path / "short" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_keep_best_exports_only_on_a_new_lowest_value_and_remembers_it_across_resume(tmp_path):
+    from openjukebox.training.loop import TrainingRun
+
+    class Run(TrainingRun):
+        best_key = "bits"
+
+        def __init__(self, best=None):
+            self.out, self.best, self.exported_at = tmp_path, best, []
+            self.dist = type("D", (), {"is_main": True})()
+
+        def export(self, done, dest=None):
+            self.exported_at.append((done, dest))
+
+    run = Run()
+    for step, bits in [(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.0), (5, 1.0)]:
+        run._keep_if_best({"bits": bits}, step)
+    assert run.exported_at == [(1, tmp_path / "best"), (2, tmp_path / "best"), (5, tmp_path / "best")]
+    resumed = Run(best=run.best)  # what train_state.pt carries
+    resumed._keep_if_best({"bits": 1.5}, 6)
+    assert resumed.exported_at == [] and resumed.best == [1.0, 5]

@@ -38,7 +38,7 @@ def is_main_process() -> bool:
 def _given(args: argparse.Namespace) -> dict:
     """The training options given on the command line (not their defaults)."""
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k, None) is not None}
-    flags = {k: True for k in ("bf16", "activation_checkpointing") if getattr(args, k, False)}
+    flags = {k: True for k in ("bf16", "activation_checkpointing", "keep_best") if getattr(args, k, False)}
     return {**given, **flags}
 
 

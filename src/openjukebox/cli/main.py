@@ -27,7 +27,7 @@ def _training_args(p: argparse.ArgumentParser, presets: str, required: bool = Tr
         "--resume",
         action="store_true",
         help="continue the run in --out where it stopped, with its saved settings; --steps, --save-every, "
-        "--eval-every and --bf16 may change them",
+        "--eval-every, --bf16 and --keep-best may change them",
     )
     p.add_argument("--steps", type=A.positive_int, help="total training steps (default: the preset's)")
     p.add_argument("--batch-size", type=A.positive_int, help="global batch size (split over torchrun processes)")
@@ -36,6 +36,12 @@ def _training_args(p: argparse.ArgumentParser, presets: str, required: bool = Tr
     p.add_argument("--save-every", type=A.positive_int, help="checkpoint interval in steps")
     p.add_argument("--eval-every", type=A.positive_int, help="validation interval in steps")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (for GPUs)")
+    p.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="also export the model of the lowest validation loss so far into OUT/best (a run that starts to "
+        "overfit keeps its best model)",
+    )
     p.add_argument(
         "--cache", help="cache of decoded audio and codes (default: $OPENJUKEBOX_CACHE or ~/.cache/openjukebox)"
     )

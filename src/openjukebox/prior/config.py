@@ -238,6 +238,24 @@ PRESETS: dict[str, PriorConfig] = {
         conditioner=ConditionerConfig(width=64, depth=4),
         **{**_MINI, "n_ctx": 512, "depth": 6},
     ),
+    # Twice the width of the mini shapes, for a GPU (recipes/gpu_priors.sh): the top prior 2.9 M
+    # parameters, the middle upsampler 1.4 M; each file under the 16 MiB a lent GPU machine returns.
+    "base_top_lyrics": PriorConfig(
+        level=2,
+        labels=_OWN_LABELS,
+        lyrics=LyricsConfig(
+            n_tokens=64, n_vocab=80, width=128, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
+        ),
+        **{**_MINI, "width": 256, "heads": 4, "depth": 12, "attn_order": 8},
+    ),
+    "base_upsampler_1": PriorConfig(
+        level=1,
+        hop_length=32,
+        merged_decoder=False,
+        labels=dataclasses.replace(_OWN_LABELS, timing=False),
+        conditioner=ConditionerConfig(width=96, depth=4, res_scale=True),
+        **{**_MINI, "width": 192, "depth": 8},
+    ),
     "tiny_upsampler_1": PriorConfig(
         level=1,
         hop_length=32,

@@ -1,7 +1,8 @@
 """What every training run shares: resume, DDP, warmup, logging, validation and checkpoints.
 
 A run folder holds ``train_state.pt`` (everything needed to resume exactly), the exported model
-(``config.json`` + ``model.safetensors``, usable as ``--model``), ``train.csv`` and ``val.csv``.
+(``config.json`` + ``model.safetensors``, usable as ``--model``), ``train.csv`` and ``val.csv``;
+with ``keep_best``, also ``best/``: the model at its lowest validation loss so far.
 Checkpoints are written atomically; Ctrl-C finishes the current step, saves, and stops.
 Subclasses provide the data, the model and the loss through a few hooks.
 """
@@ -63,6 +64,9 @@ class TrainConfig:
     # sharded checkpoints); and recomputing each block in the backward pass to save memory.
     strategy: str = "ddp"
     activation_checkpointing: bool = False
+    # Also export the model of the best validation so far into ``best/`` (early stopping that
+    # keeps training: a run that starts to overfit keeps its best model).
+    keep_best: bool = False
 
 
 def open_run(out: Path, resume: bool) -> dict | None:
@@ -80,7 +84,16 @@ def open_run(out: Path, resume: bool) -> dict | None:
 
 
 # may change when a run resumes (on any number of ranks)
-RESUMABLE = ("steps", "save_every", "eval_every", "log_every", "bf16", "strategy", "activation_checkpointing")
+RESUMABLE = (
+    "steps",
+    "save_every",
+    "eval_every",
+    "log_every",
+    "bf16",
+    "strategy",
+    "activation_checkpointing",
+    "keep_best",
+)
 
 
 def resume_config(
@@ -137,6 +150,7 @@ class TrainingRun:
     forward_methods: tuple[str, ...] = ()  # methods of the model besides forward that run it (FSDP hooks them)
     throughput = "examples_per_s"  # logged per interval: global batch x items_per_example / second
     items_per_example: float = 1.0
+    best_key = "loss"  # the validation metric ``keep_best`` minimises
 
     def setup(self, out: Path, tc: TrainConfig, dist: D.DistInfo, model: nn.Module, state: dict | None) -> None:
         """Call at the end of the subclass constructor, once data and model exist."""
@@ -145,6 +159,11 @@ class TrainingRun:
         self.out, self.tc, self.dist = out, tc, dist
         self.dcp = tc.strategy == "fsdp"  # checkpoints through torch.distributed.checkpoint
         self.sharded = self.dcp and dist.world_size > 1
+        if tc.keep_best and self.sharded:
+            raise UserError(
+                "--keep-best exports whole models, which --strategy fsdp does not gather; give one of the two"
+            )
+        self.best = state.get("best") if state else None  # [validation value, step] of best/
         if state and self.sharded and not state.get("dcp"):
             raise UserError(
                 f"{out} was saved by a run without --strategy fsdp; resume it with --strategy ddp (its checkpoint "
@@ -193,7 +212,8 @@ class TrainingRun:
         """Validation metrics (called in eval mode, without gradients) when has_validation()."""
         return {}
 
-    def export(self, done: int) -> None:
+    def export(self, done: int, dest: Path | None = None) -> None:
+        """Write the model as trained for ``done`` steps into ``dest`` (default: the run folder)."""
         raise NotImplementedError
 
     def extra_state(self) -> dict:
@@ -271,6 +291,7 @@ class TrainingRun:
                 "train_config": dataclasses.asdict(self.tc),
                 "log_interval": torch.stack(self._interval) if self._interval else None,
                 "log_interval_s": time.perf_counter() - self._interval_start,
+                "best": self.best,
                 **self.extra_state(),
             }
             save_train_state(self.out / STATE_NAME, state)
@@ -298,6 +319,8 @@ class TrainingRun:
                 done = step + 1
                 if validating and (done % tc.eval_every == 0 or done == tc.steps):
                     last_val = self.validate(done)
+                    if tc.keep_best:
+                        self._keep_if_best(last_val, done)
                 stop = stopper.requested()
                 if done % tc.save_every == 0 or done == tc.steps or stop:
                     self.save(done)
@@ -309,3 +332,16 @@ class TrainingRun:
 
     def has_validation(self) -> bool:
         return False
+
+    def _keep_if_best(self, result: dict[str, float], done: int) -> None:
+        """Export into ``best/`` when ``result`` is the lowest validation so far (rank 0)."""
+        value = result[self.best_key]
+        if self.best is not None and value >= self.best[0]:
+            return
+        self.best = [value, done]
+        if self.dist.is_main:
+            self.export(done, self.out / "best")
+            print(
+                f"\nbest validation so far ({self.best_key} {value:.4f}, step {done}): {self.out / 'best'}",
+                file=sys.stderr,
+            )

@@ -43,6 +43,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "mini_top_lyrics": _TOP,
     "mini_upsampler_1": _TINY,
     "mini_upsampler_0": _TINY,
+    "base_top_lyrics": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
+    "base_upsampler_1": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
     "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
 }
 
@@ -186,6 +188,7 @@ class PriorRun(TrainingRun):
     name = "prior"
     forward_methods = ("metrics",)
     throughput = "tokens_per_s"
+    best_key = "bits_per_token"
 
     def __init__(
         self,
@@ -390,7 +393,8 @@ class PriorRun(TrainingRun):
         layer, head, _ = choose_head(weights)
         return dataclasses.replace(self.cfg, lyrics=dataclasses.replace(lc, alignment_layer=layer, alignment_head=head))
 
-    def export(self, done: int) -> None:
+    def export(self, done: int, dest: Path | None = None) -> None:
+        dest = dest or self.out
         extra = dict(
             vqvae={"id": self.vq_id, "path": self.vq_dir},
             trained_steps=done,
@@ -398,11 +402,11 @@ class PriorRun(TrainingRun):
         )
         vocab = FT.vocab_dict(self.vocab, self.tokenizer)
         if self.finetune and self.finetune["mode"] == "lora":
-            FT.export_adapter(self.out, self.exported.prior, self.finetune, self._with_alignment_head(), vocab, **extra)
+            FT.export_adapter(dest, self.exported.prior, self.finetune, self._with_alignment_head(), vocab, **extra)
             return
         if self.finetune:
             extra["finetuned_from"] = {k: self.finetune[k] for k in ("init_from", "base_id", "mode", "init")}
-        save_model(self.out, self.exported.prior, "prior", self._with_alignment_head().to_dict(), vocab=vocab, **extra)
+        save_model(dest, self.exported.prior, "prior", self._with_alignment_head().to_dict(), vocab=vocab, **extra)
 
 
 def train_prior(

@@ -78,7 +78,15 @@ def prepare_training_audio(
     cache: Path,
     progress: bool = True,
 ) -> AudioSet:
-    """Decode the data set into ``cache/audio`` (rank 0 first), report and record skipped files in ``out``."""
+    """Decode the data set into ``cache/audio`` (rank 0 first), report and record skipped files in ``out``.
+
+    ``data`` may also be an ``AudioSet`` already split (tracks whose codes are cached, e.g. carried to
+    another machine without their audio: see ``recipes/gpu_priors.py``); it is used as it is."""
+    if isinstance(data, AudioSet):
+        if dist.is_main:
+            write_split(out, data)
+            print(f"data: {data.summary()}", file=sys.stderr)
+        return data
     kw = dict(min_samples=min_samples, val_fraction=tc.val_fraction, seed=tc.seed)
     if dist.is_main:
         bar = lambda xs: tqdm(xs, desc="decoding audio", unit="file", disable=not progress)  # noqa: E731
@@ -147,9 +155,9 @@ class VQVAERun(TrainingRun):
     def extra_state(self) -> dict:
         return {"bandwidth": dataclasses.asdict(self.bw), "model_config": self.cfg.to_dict()}
 
-    def export(self, done: int) -> None:
+    def export(self, done: int, dest: Path | None = None) -> None:
         bw = dataclasses.asdict(self.bw)
-        save_model(self.out, self.model, "vqvae", self.cfg.to_dict(), bandwidth=bw, trained_steps=done)
+        save_model(dest or self.out, self.model, "vqvae", self.cfg.to_dict(), bandwidth=bw, trained_steps=done)
 
 
 def train_vqvae(
