@@ -1,0 +1,101 @@
+"""Pack the codes of recipes/music_model.sh's data small enough to carry to a lent GPU machine.
+
+    python recipes/gpu_priors_pack.py WORK [--out gpu_pack] [--vqvae DIR] [--levels 2 1]
+
+The priors train on codes, not audio, so the pack holds every file's codes at ``--levels``
+(compressed, in parts of at most ``--part-mb``), each file's length, labels and lyrics, the
+training/validation split (the one a CPU run of the recipe holds out), and the wheels of the
+libraries openjukebox imports that a device image may lack. The codes must already be in
+WORK/cache (the recipe's prior stages encode them, ~18 minutes per level on 2 cores). Then, with
+the pack's folder ignored by git (``echo /gpu_pack >> .git/info/exclude``), one device call trains:
+
+    run(carry=["gpu_pack"], timeout_s=570, command="bash recipes/gpu_priors.sh")
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from openjukebox.audio.dataset import prepare_audio
+from openjukebox.checkpoint import load_vqvae, model_id
+from openjukebox.training.code_windows import level_file
+from openjukebox.training.loop import TrainConfig
+
+WHEELS = ["soundfile", "soxr", "cffi", "pycparser", "safetensors", "tqdm"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("work", type=Path)
+    p.add_argument("--out", type=Path, default=Path("gpu_pack"))
+    p.add_argument("--vqvae", default="src/openjukebox/models/default/vqvae", help="the VQ-VAE whose codes to pack")
+    p.add_argument("--levels", type=int, nargs="+", default=[2, 1])
+    p.add_argument("--part-mb", type=float, default=12.0, help="largest file of codes in the pack")
+    p.add_argument("--no-wheels", action="store_true", help="leave the wheels out (a device image that has them)")
+    args = p.parse_args(argv)
+    vq = load_vqvae(args.vqvae, "cpu")
+    vq_id = model_id(args.vqvae)
+    codes_dir = args.work / "cache" / "codes" / vq_id
+    tc = TrainConfig()  # the split of a run with the default --seed and validation share
+    audio = prepare_audio(
+        args.work / "all.jsonl", vq.config.sample_rate, args.work / "cache" / "audio", 1, tc.val_fraction, tc.seed
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    sides = {"train": audio.train, "val": audio.val}
+    doc = {"vqvae_id": vq_id, "sample_rate": vq.config.sample_rate, "levels": args.levels, "parts": []}
+    for side, tracks in sides.items():
+        doc[side] = [
+            {"path": t.path, "stem": Path(t.cache).stem, "n_samples": t.n_samples, "meta": t.meta} for t in tracks
+        ]
+    missing = [
+        str(level_file(codes_dir / Path(t.cache).stem, lv))
+        for t in audio.train + audio.val
+        for lv in args.levels
+        if not level_file(codes_dir / Path(t.cache).stem, lv).is_file()
+    ]
+    if missing:
+        sys.exit(
+            f"{len(missing)} code files are not encoded yet, e.g. {missing[0]}: run the recipe's prior stages first"
+        )
+    for level in args.levels:  # one .npz per part: arrays named by file stem
+        part, size = {}, 0
+        tracks = audio.train + audio.val
+        for i, t in enumerate(tracks):
+            stem = Path(t.cache).stem
+            part[stem] = np.load(level_file(codes_dir / stem, level))
+            size += part[stem].nbytes
+            if size > 2 * args.part_mb * 2**20 or i == len(tracks) - 1:  # int16 codes compress about 2:1
+                buf = io.BytesIO()
+                np.savez_compressed(buf, **part)
+                name = f"codes_l{level}_{len(doc['parts']):02d}.npz"
+                (args.out / name).write_bytes(buf.getvalue())
+                doc["parts"].append({"file": name, "level": level})
+                print(f"{name}: {len(part)} files, {len(buf.getvalue()) / 2**20:.1f} MiB")
+                part, size = {}, 0
+    (args.out / "tracks.json").write_text(json.dumps(doc, ensure_ascii=False))
+    wheels = args.out / "wheels"
+    for version in [] if args.no_wheels else PYTHONS:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--no-deps"]
+            + ["--python-version", version, "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64"]
+            + ["--platform", "manylinux_2_17_x86_64", "-d", str(wheels), *WHEELS],
+            check=True,
+        )
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    hours = sum(t.n_samples for t in audio.train + audio.val) / vq.config.sample_rate / 3600
+    print(
+        f"{len(audio.train)} training and {len(audio.val)} held-out files ({hours:.2f} hours): "
+        f"{size / 2**20:.1f} MiB in {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

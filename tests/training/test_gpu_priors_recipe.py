@@ -1,0 +1,67 @@
+"""recipes/gpu_priors_pack.py and recipes/gpu_priors.py: a prior trained from a pack of codes, where
+the audio is not, is the prior the same run trains from the audio."""
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from openjukebox.checkpoint import model_id
+from openjukebox.prior.config import get_preset
+from openjukebox.training.prior import TRAIN_PRESETS, train_prior
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _recipe(name: str):
+    spec = importlib.util.spec_from_file_location(name, RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_prior_trained_from_the_pack_equals_the_one_trained_from_the_audio(
+    labelled_manifest, trained_vqvae, tmp_path
+):
+    vqvae, _ = trained_vqvae
+    work = tmp_path / "work"
+    work.mkdir()
+    lines = [json.loads(line) for line in labelled_manifest.read_text().splitlines()]
+    for entry in lines:
+        entry["path"] = str(labelled_manifest.parent / entry["path"])
+    (work / "all.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    tc = dataclasses.replace(TRAIN_PRESETS["tiny_upsampler_1"], steps=3, eval_every=3)
+    cpu = train_prior(
+        work / "all.jsonl",
+        work / "up1",
+        1,
+        vqvae,
+        get_preset("tiny_upsampler_1"),
+        tc,
+        progress=False,
+        cache=work / "cache",
+    )
+
+    _recipe("gpu_priors_pack").main([str(work), "--out", str(tmp_path / "pack"), "--vqvae", str(vqvae), "--no-wheels"])
+    doc = json.loads((tmp_path / "pack" / "tracks.json").read_text())
+    assert doc["vqvae_id"] == model_id(vqvae) and doc["levels"] == [2, 1]
+    split = json.loads((work / "up1" / "split.json").read_text())
+    assert [t["path"] for t in doc["train"]] == split["train"] and [t["path"] for t in doc["val"]] == split[
+        "validation"
+    ]
+
+    cache = tmp_path / "device_cache"
+    argv = [str(tmp_path / "pack"), "--out", str(tmp_path / "run"), "--level", "1", "--preset", "tiny_upsampler_1"]
+    packed = _recipe("gpu_priors").main(
+        argv + ["--steps", "3", "--eval-every", "3", "--vqvae", str(vqvae), "--cache", str(cache)]
+    )
+    codes = cache / "codes" / model_id(vqvae)
+    for original in (work / "cache" / "codes" / model_id(vqvae)).iterdir():
+        assert np.array_equal(np.load(original), np.load(codes / original.name))
+    assert packed["bits_per_token"] == cpu["bits_per_token"]
+    a, b = load_file(work / "up1" / "model.safetensors"), load_file(tmp_path / "run" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
