@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs ON a lent GPU machine, over the pack of recipes/gpu_priors_pack.py (carried as gpu_pack/):
 # trains the top prior (base_top_lyrics) and the middle upsampler (base_upsampler_1) side by side
-# on the one GPU for MINUTES (default 5.5), each keeping its best validation model (--keep-best),
-# then fine-tunes the top prior's best model with the lyric-alignment loss for ALIGN_MINUTES
-# (default 1.5), as the CPU recipe's align stage does. What comes back under $OUT: each run's
-# exported model, best/ model, train.csv and val.csv (not the optimizer state, over the 16 MiB a
-# returned file may have; a GPU run is one stage).
-#   dry run on a CPU: OUT=/tmp/out MINUTES=1 ALIGN_MINUTES=0.5 BATCH=8 EVAL=5 bash recipes/gpu_priors.sh
+# on the one GPU, TOP_STEPS and UP1_STEPS (default 4250 and 5950: the shipped model's, 4.2 minutes
+# on an H200), each keeping its best validation model (--keep-best), then fine-tunes the top
+# prior's best model with the lyric-alignment loss for ALIGN_STEPS (default 570, 0.7 minutes), as
+# the CPU recipe's align stage does. MINUTES and ALIGN_MINUTES (default 6 and 1.5) stop a stage
+# early, as Ctrl-C would (a saved, whole model). The runs are kept in RUNS (default /tmp/gpu_runs);
+# what comes back is one archive of their models (best/ and the alignment run's), logs, train.csv
+# and val.csv, in parts of 15 MiB under $OUT (a lent machine returns few files, each under 16
+# MiB; the optimizer state stays behind, so a GPU run is one stage). On this machine:
+#   cat OUT/gpu_runs.tgz.* | tar xzf - -C WORK
+#   dry run on a CPU: OUT=/tmp/out TOP_STEPS=20 UP1_STEPS=20 ALIGN_STEPS=10 BATCH=8 EVAL=5 bash recipes/gpu_priors.sh
 set -euo pipefail
 PY=${PY:-python3}
 : "${OUT:?set OUT to the folder that comes back}"
@@ -26,22 +30,27 @@ started=$(date +%s)
 train() {  # NAME ARGS...: one run, stopped as Ctrl-C would stop it (a saved, whole model)
     local name=$1
     shift
-    timeout -s INT "$(secs "${MINUTES:-5.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$OUT/$name" $BF16 --keep-best \
-        --batch-size "$BATCH" --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 "$@" > "$OUT/$name.log" 2>&1 || true
+    timeout -s INT "$(secs "${MINUTES:-6}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/$name" $BF16 --keep-best \
+        --batch-size "$BATCH" --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 "$@" > "$RUNS/$name.log" 2>&1 || true
 }
-mkdir -p "$OUT"
-train top --level 2 --preset base_top_lyrics &
-train up1 --level 1 --preset base_upsampler_1 &
+RUNS=${RUNS:-/tmp/gpu_runs}
+mkdir -p "$OUT" "$RUNS"
+train top --level 2 --preset base_top_lyrics --steps "${TOP_STEPS:-4250}" &
+train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5950}" &
 wait
 echo "top and up1 trained for $(($(date +%s) - started)) s"
-timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$OUT/top_align" $BF16 \
-    --init-from "$OUT/top/best" --batch-size "$((BATCH / 2))" --lr 3e-4 --eval-every "$EVAL" --save-every "$EVAL" \
-    --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5 > "$OUT/top_align.log" 2>&1 || true
+timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/top_align" $BF16 \
+    --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-570}" --batch-size "$((BATCH / 2))" --lr 3e-4 --eval-every "$EVAL" --save-every "$EVAL" \
+    --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5 > "$RUNS/top_align.log" 2>&1 || true
 echo "all trained in $(($(date +%s) - started)) s"
+cd "$RUNS"
 for run in top up1 top_align; do
-    rm -f "$OUT/$run/train_state.pt"
-    echo "== $run: $(tail -n 1 "$OUT/$run/train.csv" | cut -c1-200)"
-    cut -d, -f1-4 "$OUT/$run/val.csv" | tail -n 4
-    tail -n 3 "$OUT/$run.log"
+    echo "== $run: $(tail -n 1 "$run/train.csv" | cut -c1-200)"
+    cut -d, -f1-4 "$run/val.csv" | tail -n 4
+    tail -n 3 "$run.log"
 done
+tar czf "$OUT/gpu_runs.tgz" --exclude train_state.pt top/best top/*.csv top/split.json up1/best up1/*.csv \
+    up1/split.json top_align/config.json top_align/model.safetensors top_align/*.csv top_align/split.json ./*.log
+split -b 15M "$OUT/gpu_runs.tgz" "$OUT/gpu_runs.tgz." && rm "$OUT/gpu_runs.tgz"
+ls -l "$OUT"
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null || true
