@@ -1,6 +1,7 @@
 """Train one prior on a pack of codes (recipes/gpu_priors_pack.py), where the audio is not.
 
     python recipes/gpu_priors.py PACK --out DIR --level L (--preset P | --init-from DIR) [train options]
+    python recipes/gpu_priors.py PACK --unpack-only
 
 The pack's codes are unpacked into the cache as the recipe's own encoding would leave them, so the
 run is an ordinary ``train prior`` run (resumable, its split and logs in DIR) on the files, labels,
@@ -53,7 +54,8 @@ def unpack(pack: Path, cache: Path, vqvae: str) -> AudioSet:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pack", type=Path)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--unpack-only", action="store_true", help="unpack the codes into --cache and stop")
     p.add_argument("--level", type=int)
     p.add_argument("--preset")
     p.add_argument("--init-from", help="fine-tune this prior (every weight) instead of a new one")
@@ -69,6 +71,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--keep-best", action="store_true")
     args = p.parse_args(argv)
     audio = unpack(args.pack, args.cache, args.vqvae)
+    if args.unpack_only:
+        return {}
+    if args.out is None:
+        p.error("give --out, the run folder")
     given = {k: v for k, v in vars(args).items() if v not in (None, False) and k in TRAIN_FIELDS}
     tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TRAIN_PRESETS["mini_top_lyrics"]), **given)
     cfg = get_preset(args.preset) if args.preset else None

@@ -3,7 +3,7 @@
 # trains the top prior (base_top_lyrics) and the middle upsampler (base_upsampler_1) side by side
 # on the one GPU, TOP_STEPS and UP1_STEPS (default 4250 and 5950: the shipped model's, 4.2 minutes
 # on an H200), each keeping its best validation model (--keep-best), then fine-tunes the top
-# prior's best model with the lyric-alignment loss for ALIGN_STEPS (default 570, 0.7 minutes), as
+# prior's best model with the lyric-alignment loss for ALIGN_STEPS (default 575, 0.7 minutes), as
 # the CPU recipe's align stage does. MINUTES and ALIGN_MINUTES (default 6 and 1.5) stop a stage
 # early, as Ctrl-C would (a saved, whole model). The runs are kept in RUNS (default /tmp/gpu_runs);
 # what comes back is one archive of their models (best/ and the alignment run's), logs, train.csv
@@ -24,14 +24,14 @@ BF16=$($PY -c "import torch; print('--bf16' if torch.cuda.is_available() else ''
 BATCH=${BATCH:-64}
 EVAL=${EVAL:-250}
 secs() { $PY -c "print(int(float('$1') * 60))"; }
-$PY recipes/gpu_priors.py "$PACK" --out /tmp/none --level 2 --steps 1 --preset base_top_lyrics > /dev/null 2>&1 || true  # unpack once
-rm -rf /tmp/none
+$PY recipes/gpu_priors.py "$PACK" --unpack-only  # once, before the runs that share the codes
 started=$(date +%s)
 train() {  # NAME ARGS...: one run, stopped as Ctrl-C would stop it (a saved, whole model)
     local name=$1
     shift
-    timeout -s INT "$(secs "${MINUTES:-6}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/$name" $BF16 --keep-best \
-        --batch-size "$BATCH" --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 "$@" > "$RUNS/$name.log" 2>&1 || true
+    timeout -s INT "$(secs "${MINUTES:-6}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/$name" $BF16 \
+        --keep-best --batch-size "$BATCH" --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 "$@" \
+        > "$RUNS/$name.log" 2>&1 || true
 }
 RUNS=${RUNS:-/tmp/gpu_runs}
 mkdir -p "$OUT" "$RUNS"
@@ -40,8 +40,9 @@ train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5950}" &
 wait
 echo "top and up1 trained for $(($(date +%s) - started)) s"
 timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/top_align" $BF16 \
-    --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-570}" --batch-size "$((BATCH / 2))" --lr 3e-4 --eval-every "$EVAL" --save-every "$EVAL" \
-    --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5 > "$RUNS/top_align.log" 2>&1 || true
+    --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-575}" --batch-size "$((BATCH / 2))" --lr 3e-4 \
+    --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5 \
+    > "$RUNS/top_align.log" 2>&1 || true
 echo "all trained in $(($(date +%s) - started)) s"
 cd "$RUNS"
 for run in top up1 top_align; do

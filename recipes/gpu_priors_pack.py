@@ -5,9 +5,10 @@
 The priors train on codes, not audio, so the pack holds every file's codes at ``--levels``
 (compressed, in parts of at most ``--part-mb``), each file's length, labels and lyrics, the
 training/validation split (the one a CPU run of the recipe holds out), and the wheels of the
-libraries openjukebox imports that a device image may lack. The codes must already be in
-WORK/cache (the recipe's prior stages encode them, ~18 minutes per level on 2 cores). Then, with
-the pack's folder ignored by git (``echo /gpu_pack >> .git/info/exclude``), one device call trains:
+libraries openjukebox imports that a device image may lack. Codes not yet in WORK/cache (where the
+recipe's prior stages leave them) are encoded first: about 13 minutes per level for the recipe's
+7.7 hours on one core. Then, with the pack's folder ignored by git
+(``echo /gpu_pack >> .git/info/exclude``), one device call trains:
 
     run(carry=["gpu_pack"], timeout_s=570, command="bash recipes/gpu_priors.sh")
 """
@@ -22,10 +23,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from openjukebox.audio.dataset import prepare_audio
 from openjukebox.checkpoint import load_vqvae, model_id
-from openjukebox.training.code_windows import level_file
+from openjukebox.training.code_windows import encode_tracks, level_file
 from openjukebox.training.loop import TrainConfig
 
 WHEELS = ["soundfile", "soxr", "cffi", "pycparser", "safetensors", "tqdm"]
@@ -55,16 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         doc[side] = [
             {"path": t.path, "stem": Path(t.cache).stem, "n_samples": t.n_samples, "meta": t.meta} for t in tracks
         ]
-    missing = [
-        str(level_file(codes_dir / Path(t.cache).stem, lv))
-        for t in audio.train + audio.val
-        for lv in args.levels
-        if not level_file(codes_dir / Path(t.cache).stem, lv).is_file()
-    ]
-    if missing:
-        sys.exit(
-            f"{len(missing)} code files are not encoded yet, e.g. {missing[0]}: run the recipe's prior stages first"
-        )
+    with torch.inference_mode():  # what is cached already is reused
+        encode_tracks(vq, audio.train + audio.val, args.levels, codes_dir, lambda xs: tqdm(xs, desc="encoding codes"))
     for level in args.levels:  # one .npz per part: arrays named by file stem
         part, size = {}, 0
         tracks = audio.train + audio.val

@@ -19,6 +19,10 @@
 # supervised lyric-alignment loss (the chorales' syllable times): 3,000 steps, ~20 min on one thread.
 # The guided stage fine-tunes both upsamplers 3,000 more steps with label dropout 0.2 (so --guidance has a
 # trained unconditional side on them too; sampling guides only the top by default): about 21 min each.
+# The shipped model's top prior and middle upsampler are wider ones trained on a lent GPU from this
+# recipe's codes (recipes/gpu_priors_pack.py WORK, then recipes/gpu_priors.sh there, its archive
+# unpacked into WORK/gpu); its bundle is then
+#   BUNDLE_TOP=gpu/top_align BUNDLE_UP1=gpu/up1/best bash recipes/music_model.sh WORK bundle
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -123,12 +127,15 @@ for stage in $STAGES; do
         done
         ;;
     bundle)
-        for pair in vqvae:vqvae top_align:prior_level_2 up1_ld:prior_level_1 up0_ld:prior_level_0; do
+        for pair in vqvae:vqvae "${BUNDLE_TOP:-top_align}:prior_level_2" "${BUNDLE_UP1:-up1_ld}:prior_level_1" \
+            "${BUNDLE_UP0:-up0_ld}:prior_level_0"; do  # a run's best/ model is a folder of its own
             mkdir -p "$WORK/bundle/${pair#*:}"
             cp "$WORK/${pair%%:*}/config.json" "$WORK/${pair%%:*}/model.safetensors" "$WORK/bundle/${pair#*:}/"
         done
+        up1=${BUNDLE_UP1:-up1_ld}
         echo "bundle ready: $WORK/bundle; measure it with:"
-        echo "  python benchmarks/eval_model.py --runs $WORK --top top_align --up1 up1_ld --up0 up0_ld \\"
+        echo "  python benchmarks/eval_model.py --runs $WORK --top ${BUNDLE_TOP:-top_align} --up1 ${up1%/best} \\"
+        echo "      --up0 ${BUNDLE_UP0:-up0_ld} \\"
         echo "      --lyrics-songs $WORK/lyrics_test.jsonl"
         echo "  and the card's extra audio rows (--only audio --audio-key ...): see the README, The default model"
         ;;

@@ -34,6 +34,8 @@ def test_a_prior_trained_from_the_pack_equals_the_one_trained_from_the_audio(
     for entry in lines:
         entry["path"] = str(labelled_manifest.parent / entry["path"])
     (work / "all.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    # the pack encodes the codes (none are cached yet); the run from the audio reuses them
+    _recipe("gpu_priors_pack").main([str(work), "--out", str(tmp_path / "pack"), "--vqvae", str(vqvae), "--no-wheels"])
     tc = dataclasses.replace(TRAIN_PRESETS["tiny_upsampler_1"], steps=3, eval_every=3)
     cpu = train_prior(
         work / "all.jsonl",
@@ -46,7 +48,6 @@ def test_a_prior_trained_from_the_pack_equals_the_one_trained_from_the_audio(
         cache=work / "cache",
     )
 
-    _recipe("gpu_priors_pack").main([str(work), "--out", str(tmp_path / "pack"), "--vqvae", str(vqvae), "--no-wheels"])
     doc = json.loads((tmp_path / "pack" / "tracks.json").read_text())
     assert doc["vqvae_id"] == model_id(vqvae) and doc["levels"] == [2, 1]
     split = json.loads((work / "up1" / "split.json").read_text())
