@@ -21,8 +21,9 @@
 # trained unconditional side on them too; sampling guides only the top by default): about 21 min each.
 # The shipped model's top prior and middle upsampler are wider ones trained on a lent GPU from this
 # recipe's codes (recipes/gpu_priors_pack.py WORK, then recipes/gpu_priors.sh there, its archive
-# unpacked into WORK/gpu); its bundle is then
-#   BUNDLE_TOP=gpu/top_align BUNDLE_UP1=gpu/up1/best bash recipes/music_model.sh WORK bundle
+# unpacked into WORK: top/, up1/, top_align/), over the bottom upsampler of stages up0 and guided
+# (GUIDED_LEVELS=0: only up0_ld); its bundle is then
+#   BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -115,7 +116,7 @@ for stage in $STAGES; do
             --preset mini_upsampler_0 --eval-every 500
         ;;
     guided) # the upsamplers fine-tuned with label dropout (up1_ld, up0_ld): a trained unconditional side
-        for level in 1 0; do
+        for level in ${GUIDED_LEVELS:-1 0}; do
             if [ -f "$WORK/up${level}_ld/train_state.pt" ]; then
                 $OJ train prior --out "$WORK/up${level}_ld" --resume --steps "${GUIDED_STEPS:-3000}" \
                     --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae"

@@ -35,15 +35,19 @@ def test_the_alignment_figures_are_those_measured():
     difference = m["plain_text_windows_median_error_s"] - m["linear_rule_median_error_s"]
     assert f"linear rule: {difference:+.2f} s, with a 90 % interval of {low:g} to {high:+.2f} s" in card
     train = m["training_median_error_s_by_spread"]
+    chosen = m["spread_chosen_on_training_songs_s"]
     assert (
-        f"chosen on the {m['training_songs']} training chorales (1 s: {s(train['1.0'])} error there, against "
-        f"{s(train['0.0'])} from the attention alone and {s(m['training_linear_rule_median_error_s'])} for the "
-        "linear rule)" in card
+        f"the training chorales would choose {chosen:g} s ({s(train[str(chosen)])} error there, against "
+        f"{s(train['1.0'])} at 1 s, {s(train['0.0'])} from the attention alone and "
+        f"{s(m['training_linear_rule_median_error_s'])} for the linear rule)" in card
     )
     widths = [v for k, v in by_width.items() if k != "0.0"]
-    assert f"widths of 0.5 to 8 s give {s(min(widths))[:-2]} to {s(max(widths))}" in card
-    # sampling's prior is the width measured, the one chosen on the training songs, as both say (1 s)
-    assert m["spread_s"] == m["spread_chosen_on_training_songs_s"] == ALIGN_SPREAD == 1.0
+    assert (
+        f"widths of 0.5 to 8 s give {s(min(widths))[:-2]} to {s(max(widths))} "
+        f"({chosen:g} s: {s(by_width[str(chosen)])})" in card
+    )
+    # sampling's prior is the width measured (1 s), as both say
+    assert m["spread_s"] == ALIGN_SPREAD == 1.0 and "Sampling uses 1 s" in card
 
 
 def test_the_audio_and_conditioning_figures_are_those_measured():
@@ -60,7 +64,10 @@ def test_the_audio_and_conditioning_figures_are_those_measured():
     assert f"| {g['noise_likeness']:.3f} | {g['harmonic_share']:.3f} | {pct(g['pitched_frames'])} |" in card
     assert f"{pct(a['pitched_frames'])} of frames pitched and a harmonic share of {a['harmonic_share']:.2f}" in card
     assert f"{pct(a['pitched_frames'])} of frames pitched and a harmonic share of {a['harmonic_share']:.2f}" in readme
-    assert f"brings this down to {pct(g['pitched_frames'])} and {g['harmonic_share']:.2f}" in readme
+    assert (
+        f"`--guidance 3`, which also guides the upsamplers, gives {pct(g['pitched_frames'])} and "
+        f"{g['harmonic_share']:.2f}" in readme
+    )
     s8 = q["audio_segments_8"]["generated_level_0"]
     assert q["audio_segments_8"]["generated_segments"] == 8
     assert f"| {s8['noise_likeness']:.3f} | {s8['harmonic_share']:.3f} | {pct(s8['pitched_frames'])} |" in card

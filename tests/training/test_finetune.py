@@ -106,7 +106,9 @@ def test_lora_adapter_learns_a_new_artist_and_the_bundle_samples_old_and_new_nam
     wrapped = apply_adapter(load_prior(BASE)[0], lora_run, merge=False)
     assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k)  # it trained
     for y in (_rows(base, A, G), _rows(base, HAYDN, PIANO)):  # new and old names
-        assert torch.allclose(_logits(merged, y), _logits(wrapped, y), atol=1e-4)
+        # float32 rounding only: merged weights sum in another order (the shipped W 256 prior: at most
+        # 1.4e-4 on logits up to 21, mean 1e-6); a wrong merge would be off by the adapter's effect
+        assert torch.allclose(_logits(merged, y), _logits(wrapped, y), atol=5e-4)
     old = _rows(base, HAYDN, PIANO)
     assert not torch.allclose(_logits(merged, old), _logits(base.float(), old))
     bundle = Bundle(DEFAULT_MODEL, lora_run)
