@@ -113,7 +113,13 @@ def codec_quality(run: Path, seconds: float, entries: dict[str, dict]) -> dict:
 
 
 def prior_quality(run: Path) -> dict:
-    last = read_csv(run / "val.csv")[-1]
+    """The validation of the run's model: its best/ model's step for a --keep-best run, else the last."""
+    rows = read_csv(run / "val.csv")
+    best = run / "best" / "config.json"
+    if best.is_file():
+        step = json.loads(best.read_text())["trained_steps"]
+        rows = [r for r in rows if int(r["step"]) == step] or rows
+    last = rows[-1]
     keys = (
         "bits_per_token",
         "unigram_bits",

@@ -5,8 +5,8 @@
 
 The pack's codes are unpacked into the cache as the recipe's own encoding would leave them, so the
 run is an ordinary ``train prior`` run (resumable, its split and logs in DIR) on the files, labels,
-lyrics and split of the CPU recipe. The VQ-VAE is the shipped one unless --vqvae names another;
-it must be the one the pack was encoded with.
+lyrics and split of the CPU recipe. The VQ-VAE is the pack's own copy unless --vqvae names
+another; it must be the one the pack was encoded with.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--level", type=int)
     p.add_argument("--preset")
     p.add_argument("--init-from", help="fine-tune this prior (every weight) instead of a new one")
-    p.add_argument("--vqvae", default="src/openjukebox/models/default/vqvae")
+    p.add_argument("--vqvae", help="the VQ-VAE of the codes (default: the pack's own, PACK/vqvae)")
     p.add_argument("--cache", type=Path, default=Path(os.environ.get("OPENJUKEBOX_CACHE", "/tmp/openjukebox_cache")))
     p.add_argument("--steps", type=int, default=10**6)
     p.add_argument("--resume", action="store_true")
@@ -70,17 +70,18 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--keep-best", action="store_true")
     args = p.parse_args(argv)
-    audio = unpack(args.pack, args.cache, args.vqvae)
+    vqvae = args.vqvae or str(args.pack / "vqvae")
+    audio = unpack(args.pack, args.cache, vqvae)
     if args.unpack_only:
         return {}
     if args.out is None:
         p.error("give --out, the run folder")
-    given = {k: v for k, v in vars(args).items() if v not in (None, False) and k in TRAIN_FIELDS}
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS and v is not None and v is not False}
     tc = dataclasses.replace(TRAIN_PRESETS.get(args.preset, TRAIN_PRESETS["mini_top_lyrics"]), **given)
     cfg = get_preset(args.preset) if args.preset else None
     finetune = FinetuneSpec(args.init_from, "full") if args.init_from else None
     final = train_prior(
-        audio, args.out, args.level, args.vqvae, cfg, tc, args.resume, False, args.cache, finetune=finetune
+        audio, args.out, args.level, vqvae, cfg, tc, args.resume, False, args.cache, changes=given, finetune=finetune
     )
     print(json.dumps(final))
     return final

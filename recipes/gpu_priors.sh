@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs ON a lent GPU machine, over the pack of recipes/gpu_priors_pack.py (carried as gpu_pack/):
 # trains the top prior (base_top_lyrics) and the middle upsampler (base_upsampler_1) side by side
-# on the one GPU, TOP_STEPS and UP1_STEPS (default 4250 and 5950: the shipped model's, 4.2 minutes
-# on an H200), each keeping its best validation model (--keep-best), then fine-tunes the top
-# prior's best model with the lyric-alignment loss for ALIGN_STEPS (default 575, 0.7 minutes), as
-# the CPU recipe's align stage does. MINUTES and ALIGN_MINUTES (default 6 and 1.5) stop a stage
+# on the one GPU, TOP_STEPS and UP1_STEPS (default 4250 and 5750: the shipped model's best
+# validations are at steps 4,000 and 5,750; about 4.2 minutes on an H200), each keeping its best
+# validation model (--keep-best), then fine-tunes the top prior's best model with the
+# lyric-alignment loss for ALIGN_STEPS (default 575, 0.7 minutes), as the CPU recipe's align stage
+# does. MINUTES and ALIGN_MINUTES (default 6 and 1.5) stop a stage
 # early, as Ctrl-C would (a saved, whole model). The runs are kept in RUNS (default /tmp/gpu_runs);
 # what comes back is one archive of their models (best/ and the alignment run's), logs, train.csv
 # and val.csv, in parts of 15 MiB under $OUT (a lent machine returns few files, each under 16
@@ -15,11 +16,13 @@ set -euo pipefail
 PY=${PY:-python3}
 : "${OUT:?set OUT to the folder that comes back}"
 PACK=${PACK:-gpu_pack}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)  # absolute: the archive is written from the runs' folder
 if ! $PY -c "import soundfile, soxr, safetensors, tqdm" 2>/dev/null; then
     $PY -m pip install -q --no-index --find-links "$PACK/wheels" soundfile soxr safetensors tqdm
 fi
 export PYTHONPATH=$PWD/src OPENJUKEBOX_CACHE=/tmp/openjukebox_cache
-$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')"
+$PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')"
 BF16=$($PY -c "import torch; print('--bf16' if torch.cuda.is_available() else '')")
 BATCH=${BATCH:-64}
 EVAL=${EVAL:-250}
@@ -36,22 +39,28 @@ train() {  # NAME ARGS...: one run, stopped as Ctrl-C would stop it (a saved, wh
 RUNS=${RUNS:-/tmp/gpu_runs}
 mkdir -p "$OUT" "$RUNS"
 train top --level 2 --preset base_top_lyrics --steps "${TOP_STEPS:-4250}" &
-train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5950}" &
+train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5750}" &
 wait
 echo "top and up1 trained for $(($(date +%s) - started)) s"
 timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/top_align" $BF16 \
     --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-575}" --batch-size "$((BATCH / 2))" --lr 3e-4 \
-    --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5 \
-    > "$RUNS/top_align.log" 2>&1 || true
+    --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
+    --timed-share 0.5 > "$RUNS/top_align.log" 2>&1 || true
 echo "all trained in $(($(date +%s) - started)) s"
 cd "$RUNS"
-for run in top up1 top_align; do
-    echo "== $run: $(tail -n 1 "$run/train.csv" | cut -c1-200)"
-    cut -d, -f1-4 "$run/val.csv" | tail -n 4
-    tail -n 3 "$run.log"
+for run in top up1 top_align; do  # a report: a run that failed or stopped early still lets the rest come back
+    echo "== $run: $(tail -n 1 "$run/train.csv" 2>/dev/null | cut -c1-200)"
+    cut -d, -f1-4 "$run/val.csv" 2>/dev/null | tail -n 4 || true
+    tail -n 3 "$run.log" 2>/dev/null || true
 done
-tar czf "$OUT/gpu_runs.tgz" --exclude train_state.pt top/best top/*.csv top/split.json up1/best up1/*.csv \
-    up1/split.json top_align/config.json top_align/model.safetensors top_align/*.csv top_align/split.json ./*.log
-split -b 15M "$OUT/gpu_runs.tgz" "$OUT/gpu_runs.tgz." && rm "$OUT/gpu_runs.tgz"
+keep=()
+for path in top/best top/train.csv top/val.csv top/split.json up1/best up1/train.csv up1/val.csv up1/split.json \
+    top_align/config.json top_align/model.safetensors top_align/train.csv top_align/val.csv top_align/split.json \
+    top.log up1.log top_align.log; do
+    if [ -e "$path" ]; then keep+=("$path"); else echo "missing: $RUNS/$path"; fi
+done
+tar czf "$OUT/gpu_runs.tgz" "${keep[@]}"
+split -b 15M "$OUT/gpu_runs.tgz" "$OUT/gpu_runs.tgz."
+rm "$OUT/gpu_runs.tgz"
 ls -l "$OUT"
 nvidia-smi --query-gpu=name,memory.used --format=csv 2>/dev/null || true

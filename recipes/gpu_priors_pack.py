@@ -2,7 +2,7 @@
 
     python recipes/gpu_priors_pack.py WORK [--out gpu_pack] [--vqvae DIR] [--levels 2 1]
 
-The priors train on codes, not audio, so the pack holds every file's codes at ``--levels``
+The priors train on codes, not audio, so the pack holds the VQ-VAE, every file's codes at ``--levels``
 (compressed, in parts of at most ``--part-mb``), each file's length, labels and lyrics, the
 training/validation split (the one a CPU run of the recipe holds out), and the wheels of the
 libraries openjukebox imports that a device image may lack. Codes not yet in WORK/cache (where the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         args.work / "all.jsonl", vq.config.sample_rate, args.work / "cache" / "audio", 1, tc.val_fraction, tc.seed
     )
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "vqvae").mkdir(exist_ok=True)  # the VQ-VAE travels with its codes
+    for name in ("config.json", "model.safetensors"):
+        shutil.copyfile(Path(args.vqvae) / name, args.out / "vqvae" / name)
     sides = {"train": audio.train, "val": audio.val}
     doc = {"vqvae_id": vq_id, "sample_rate": vq.config.sample_rate, "levels": args.levels, "parts": []}
     for side, tracks in sides.items():

@@ -57,9 +57,7 @@ def test_a_prior_trained_from_the_pack_equals_the_one_trained_from_the_audio(
 
     cache = tmp_path / "device_cache"
     argv = [str(tmp_path / "pack"), "--out", str(tmp_path / "run"), "--level", "1", "--preset", "tiny_upsampler_1"]
-    packed = _recipe("gpu_priors").main(
-        argv + ["--steps", "3", "--eval-every", "3", "--vqvae", str(vqvae), "--cache", str(cache)]
-    )
+    packed = _recipe("gpu_priors").main(argv + ["--steps", "3", "--eval-every", "3", "--cache", str(cache)])
     codes = cache / "codes" / model_id(vqvae)
     for original in (work / "cache" / "codes" / model_id(vqvae)).iterdir():
         assert np.array_equal(np.load(original), np.load(codes / original.name))

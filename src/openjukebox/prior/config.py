@@ -238,8 +238,8 @@ PRESETS: dict[str, PriorConfig] = {
         conditioner=ConditionerConfig(width=64, depth=4),
         **{**_MINI, "n_ctx": 512, "depth": 6},
     ),
-    # Twice the width of the mini shapes, for a GPU (recipes/gpu_priors.sh): the top prior 2.9 M
-    # parameters, the middle upsampler 1.4 M; each file under the 16 MiB a lent GPU machine returns.
+    # Wider than the mini shapes (W 256 and 192), for a GPU (recipes/gpu_priors.sh): with the shipped
+    # vocabularies 2.97 M and 1.66 M parameters, each file under the 16 MiB a lent GPU machine returns.
     "base_top_lyrics": PriorConfig(
         level=2,
         labels=_OWN_LABELS,

@@ -13,6 +13,7 @@ import contextlib
 import copy
 import dataclasses
 import inspect
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -336,8 +337,8 @@ class TrainingRun:
     def _keep_if_best(self, result: dict[str, float], done: int) -> None:
         """Export into ``best/`` when ``result`` is the lowest validation so far (rank 0)."""
         value = result[self.best_key]
-        if self.best is not None and value >= self.best[0]:
-            return
+        if not math.isfinite(value) or (self.best is not None and not value < self.best[0]):
+            return  # a diverged validation (nan, inf) is never the best
         self.best = [value, done]
         if self.dist.is_main:
             self.export(done, self.out / "best")
