@@ -51,6 +51,11 @@ def unpack(pack: Path, cache: Path, vqvae: str) -> AudioSet:
     return AudioSet(tracks("train"), tracks("val"), [])
 
 
+INT_OPTIONS = ("batch_size", "eval_every", "save_every", "warmup_steps")
+FLOAT_OPTIONS = ("lr", "label_dropout", "align_weight", "lyric_jitter", "timed_share")
+TRAIN_FIELDS = {"steps", "bf16", "keep_best", *INT_OPTIONS, *FLOAT_OPTIONS}  # the TrainConfig fields given here
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("pack", type=Path)
@@ -63,9 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cache", type=Path, default=Path(os.environ.get("OPENJUKEBOX_CACHE", "/tmp/openjukebox_cache")))
     p.add_argument("--steps", type=int, default=10**6)
     p.add_argument("--resume", action="store_true")
-    for name in ("batch_size", "eval_every", "save_every", "warmup_steps"):
+    for name in INT_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=int)
-    for name in ("lr", "label_dropout", "align_weight", "lyric_jitter", "timed_share"):
+    for name in FLOAT_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=float)
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--keep-best", action="store_true")
@@ -86,21 +91,6 @@ def main(argv: list[str] | None = None) -> dict:
     print(json.dumps(final))
     return final
 
-
-TRAIN_FIELDS = {
-    "steps",
-    "batch_size",
-    "eval_every",
-    "save_every",
-    "warmup_steps",
-    "lr",
-    "label_dropout",
-    "align_weight",
-    "lyric_jitter",
-    "timed_share",
-    "bf16",
-    "keep_best",
-}
 
 if __name__ == "__main__":
     main()

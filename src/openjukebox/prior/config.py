@@ -148,6 +148,21 @@ _OWN_LABELS = LabelConfig(
     every_position=True,
 )
 
+_MINI_TOP_LYRICS = PriorConfig(
+    level=2,
+    labels=_OWN_LABELS,
+    lyrics=LyricsConfig(n_tokens=64, n_vocab=80, width=96, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0),
+    **{**_MINI, "depth": 10, "attn_order": 8},
+)
+_MINI_UPSAMPLER_1 = PriorConfig(
+    level=1,
+    hop_length=32,
+    merged_decoder=False,
+    labels=dataclasses.replace(_OWN_LABELS, timing=False),
+    conditioner=ConditionerConfig(width=64, depth=4, res_scale=True),
+    **{**_MINI, "n_ctx": 512, "depth": 6},
+)
+
 PRESETS: dict[str, PriorConfig] = {
     "prior_5b": PriorConfig(level=2, labels=LabelConfig(min_duration=60.0)),
     "prior_5b_lyrics": PriorConfig(
@@ -214,22 +229,8 @@ PRESETS: dict[str, PriorConfig] = {
     ),
     # The default model's shapes: W 128, 3 s of top-level context at 22.05 kHz, upsamplers that also
     # take artist and genre (as the original's do), so that timbre follows the genre at every level.
-    "mini_top_lyrics": PriorConfig(
-        level=2,
-        labels=_OWN_LABELS,
-        lyrics=LyricsConfig(
-            n_tokens=64, n_vocab=80, width=96, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
-        ),
-        **{**_MINI, "depth": 10, "attn_order": 8},
-    ),
-    "mini_upsampler_1": PriorConfig(
-        level=1,
-        hop_length=32,
-        merged_decoder=False,
-        labels=dataclasses.replace(_OWN_LABELS, timing=False),
-        conditioner=ConditionerConfig(width=64, depth=4, res_scale=True),
-        **{**_MINI, "n_ctx": 512, "depth": 6},
-    ),
+    "mini_top_lyrics": _MINI_TOP_LYRICS,
+    "mini_upsampler_1": _MINI_UPSAMPLER_1,
     "mini_upsampler_0": PriorConfig(
         level=0,
         hop_length=8,
@@ -240,21 +241,11 @@ PRESETS: dict[str, PriorConfig] = {
     ),
     # Wider than the mini shapes (W 256 and 192), for a GPU (recipes/gpu_priors.sh): with the shipped
     # vocabularies 2.97 M and 1.66 M parameters, each file under the 16 MiB a lent GPU machine returns.
-    "base_top_lyrics": PriorConfig(
-        level=2,
-        labels=_OWN_LABELS,
-        lyrics=LyricsConfig(
-            n_tokens=64, n_vocab=80, width=128, depth=2, heads=2, attn_order=2, blocks=8, init_scale=1.0
-        ),
-        **{**_MINI, "width": 256, "heads": 4, "depth": 12, "attn_order": 8},
+    "base_top_lyrics": dataclasses.replace(
+        _MINI_TOP_LYRICS, width=256, heads=4, depth=12, lyrics=dataclasses.replace(_MINI_TOP_LYRICS.lyrics, width=128)
     ),
-    "base_upsampler_1": PriorConfig(
-        level=1,
-        hop_length=32,
-        merged_decoder=False,
-        labels=dataclasses.replace(_OWN_LABELS, timing=False),
-        conditioner=ConditionerConfig(width=96, depth=4, res_scale=True),
-        **{**_MINI, "width": 192, "depth": 8},
+    "base_upsampler_1": dataclasses.replace(
+        _MINI_UPSAMPLER_1, width=192, depth=8, conditioner=dataclasses.replace(_MINI_UPSAMPLER_1.conditioner, width=96)
     ),
     "tiny_upsampler_1": PriorConfig(
         level=1,
