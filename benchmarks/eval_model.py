@@ -346,10 +346,45 @@ SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # seconds: the alignmen
 assert ALIGN_SPREAD in SPREADS, "the width sampling uses is among those measured"
 
 
-def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top: str = "top") -> dict:
+def _sung_text(entry: dict) -> str:
+    """The first 40 letters of a timed song's lyrics, lower case: songs that share it sing the same
+    hymn (often to the same melody) even when they are different pieces."""
+    return "".join(c for c in "".join(s["text"] for s in entry["lyrics"]).lower() if c.isalpha())[:40]
+
+
+def lyric_songs(
+    entries: dict[str, dict], held: list[str], extra_songs: list[dict], max_training: int = 30
+) -> tuple[list, list, int]:
+    """The songs with timed lyrics the alignment is measured on: (held-out songs, training songs,
+    how many of ``extra_songs`` were left out), songs as (path, entry).
+
+    ``entries`` is the manifest the prior trained on, ``held`` its validation files: the held-out
+    songs are those, then each of ``extra_songs`` whose piece and hymn text (``_sung_text``) no
+    trained file has. The training songs (to choose the alignment's spread on) are at most
+    ``max_training`` of the trained songs, evenly spread over them in path order.
+    """
+    held_set = set(held)
+    timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
+    trained = [e for path, e in entries.items() if path not in held_set]
+    pieces = {e.get("piece") for e in trained} - {None}
+    texts = {_sung_text(e) for e in trained if timed(e)}
+    was_trained = lambda e: e.get("piece") in pieces or (timed(e) and _sung_text(e) in texts)  # noqa: E731
+    songs = [(path, entries[path]) for path in held if path in entries]
+    songs += [(e["path"], e) for e in extra_songs if not was_trained(e)]
+    songs = [(path, e) for path, e in songs if timed(e)]
+    training = sorted((path, e) for path, e in entries.items() if path not in held_set and timed(e))
+    training = training[:: -(-len(training) // max_training)] if training else []
+    return songs, training, sum(map(was_trained, extra_songs))
+
+
+def lyrics_quality(
+    runs: Path, entries: dict[str, dict], extra: Path | None, top: str = "top", max_training: int = 30
+) -> dict:
     """Median error (s) of the exported lyric alignment on every held-out song with timed lyrics,
     plus the songs of ``extra`` (a manifest of songs outside the training data), with the windows
-    sampling uses for plain-text lyrics, and with windows chosen from the true times.
+    sampling uses for plain-text lyrics, and with windows chosen from the true times. ``entries``
+    is the manifest ``top`` trained on. A song of ``extra`` whose piece or text a trained song has
+    is left out.
 
     The alignment's ``spread`` (its prior around where the windows put each character) is chosen
     on the training songs with timed lyrics, never on the held-out ones (those songs' times trained
@@ -360,14 +395,8 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top
     prior, _, doc = load_prior(runs / top)
     tokenizer = Tokenizer.from_dict(doc["vocab"]["lyrics"])
     held = [str(Path(p).resolve()) for p in json.loads((runs / top / "split.json").read_text())["validation"]]
-    songs = [(path, entries[path]) for path in held if path in entries]
-    held_set = set(held)
-    trained = {e.get("piece") for path, e in entries.items() if path not in held_set}
     extra_songs = list(_manifest(extra).values()) if extra is not None else []
-    songs += [(e["path"], e) for e in extra_songs if e.get("piece") not in trained]  # a piece never trained on
-    timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
-    songs = [(path, e) for path, e in songs if timed(e)]
-    training = sorted((path, e) for path, e in entries.items() if path not in held_set and timed(e))
+    songs, training, left_out = lyric_songs(entries, held, extra_songs, max_training)
     if not songs:
         return {"note": "no held-out song with timed lyrics"}
     vocab = LabelVocab.from_dict(doc["vocab"])
@@ -415,7 +444,8 @@ def lyrics_quality(runs: Path, entries: dict[str, dict], extra: Path | None, top
         "training_linear_rule_median_error_s": median(train["linear_rule"]) if training else None,
         "training_songs": len(training),
         "songs": len(songs),
-        "extra_songs_left_out_as_trained": sum(e.get("piece") in trained for e in extra_songs),
+        "held_out_songs": sum(path in held for path, _ in songs),  # the rest are from ``extra``
+        "extra_songs_left_out_as_trained": left_out,
         "characters": sum(map(len, errors["linear_rule"])),
         "layer_head": [lc.alignment_layer, lc.alignment_head],
     }
@@ -443,7 +473,7 @@ def main() -> None:
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
-    p.add_argument("--audio-clips", type=int, default=2, help="clips per request the audio measures hear (default 2)")
+    p.add_argument("--audio-clips", type=int, default=4, help="clips per request the audio measures hear (default 4)")
     p.add_argument(
         "--audio-key",
         default="audio",
@@ -451,6 +481,11 @@ def main() -> None:
         "--segments 8 beside the default one)",
     )
     p.add_argument("--lyrics-songs", type=Path, help="a manifest of timed-lyrics songs outside the training data")
+    p.add_argument(
+        "--lyrics-data",
+        type=Path,
+        help="the manifest the --top run trained on, when it is not RUNS/all.jsonl (the recipe's align.jsonl)",
+    )
     p.add_argument("--up1", default="up1", help="the middle upsampler's run folder in RUNS (default up1)")
     p.add_argument("--up0", default="up0", help="the bottom upsampler's run folder in RUNS (default up0)")
     p.add_argument("--clips-dir", type=Path, help="keep the conditioning clips here, and reuse those already there")
@@ -473,7 +508,9 @@ def main() -> None:
             args.guidance[-1],
             args.segments,
         ),
-        "lyrics_alignment": lambda: lyrics_quality(runs, entries, args.lyrics_songs, args.top),
+        "lyrics_alignment": lambda: lyrics_quality(
+            runs, _manifest(args.lyrics_data) if args.lyrics_data else entries, args.lyrics_songs, args.top
+        ),
         "conditioning": lambda: conditioning_quality(
             runs, args.bundle or runs / "bundle", args.clips, args.seconds, args.guidance, args.clips_dir
         ),
