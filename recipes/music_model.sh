@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped model (src/openjukebox/models/default), built in resumable stages on a CPU (or a GPU):
 #   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top align up1 up0 guided bundle
-#   (default all), ship
+#   (default all), and sung sing (more sung chorales, the aligned top prior fine-tuned on them), ship
 # (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
@@ -22,8 +22,9 @@
 # The shipped model's top prior and middle upsampler are wider ones trained on a lent GPU from this
 # recipe's codes (recipes/gpu_priors_pack.py WORK, then recipes/gpu_priors.sh there, its archive
 # unpacked into WORK: top/, up1/, top_align/), over the bottom upsampler of stages up0 and guided
-# (GUIDED_LEVELS=0: only up0_ld); its bundle is then
-#   BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
+# (GUIDED_LEVELS=0: only up0_ld); its top prior's alignment then trained on more sung chorales (stages
+# sung and sing, on the CPU), and its bundle is
+#   BUNDLE_TOP=top_sung BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -97,6 +98,35 @@ for stage in $STAGES; do
         train prior "$WORK/top" "${TOP_STEPS:-10730}" --level 2 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_top_lyrics --eval-every 500
         ;;
+    sung) # more sung chorales for the alignment (align.jsonl: all.jsonl and them): 214 built, those whose piece
+        # or hymn text (its first 40 letters) a test song or an earlier chorale has are left out; about 9 minutes
+        [ -f "$WORK/lyrics_test.jsonl" ] || { echo "the sung stage needs the testset stage first" >&2; exit 2; }
+        [ -f "$WORK/chorales_sung/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_sung" --skip 130 \
+            --limit 107 --max-seconds 45
+        [ -f "$WORK/chorales_sung_uneven/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_sung_uneven" \
+            --skip 237 --limit 107 --uneven --max-seconds 45
+        python - "$WORK" <<'PY'
+import json, sys
+from pathlib import Path
+work = Path(sys.argv[1])
+read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
+text = lambda e: "".join(c for c in "".join(s["text"] for s in e["lyrics"]).lower() if c.isalpha())[:40]  # noqa: E731
+known = [e for e in read(work / "lyrics_test.jsonl") + read(work / "all.jsonl") if isinstance(e.get("lyrics"), list)]
+pieces, texts = {e["piece"] for e in known}, {text(e) for e in known}
+lines = [json.dumps(e, ensure_ascii=False) for e in read(work / "all.jsonl")]
+added = 0
+for folder in ("chorales_sung", "chorales_sung_uneven"):
+    for entry in read(work / folder / "manifest.jsonl"):
+        if entry["piece"] in pieces or text(entry) in texts:
+            continue
+        pieces.add(entry["piece"])
+        texts.add(text(entry))
+        lines.append(json.dumps(entry | {"path": f"{folder}/{entry['path']}"}, ensure_ascii=False))
+        added += 1
+(work / "align.jsonl").write_text("\n".join(lines) + "\n")
+print(f"{added} sung chorales added to {work / 'align.jsonl'}")
+PY
+        ;;
     align) # the top prior fine-tuned to align lyrics: half of each batch from the timed chorales
         if [ -f "$WORK/top_align/train_state.pt" ]; then
             $OJ train prior --out "$WORK/top_align" --resume --steps "${ALIGN_STEPS:-3000}" --data "$WORK/all.jsonl" \
@@ -105,6 +135,18 @@ for stage in $STAGES; do
             $OJ train prior --out "$WORK/top_align" --init-from "$WORK/top" --finetune full --data "$WORK/all.jsonl" \
                 --vqvae "$WORK/vqvae" --steps "${ALIGN_STEPS:-3000}" --lr 3e-4 --eval-every 250 --save-every 250 \
                 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5
+        fi
+        ;;
+    sing) # the aligned top prior (SING_FROM, default top_align) fine-tuned on align.jsonl, whose sung chorales
+        # are 5 times those of all.jsonl: top_sung; ~2.1 s per step at batch 32 on 2 threads (SING_STEPS)
+        if [ -f "$WORK/top_sung/train_state.pt" ]; then
+            $OJ train prior --out "$WORK/top_sung" --resume --steps "${SING_STEPS:-1500}" --data "$WORK/align.jsonl" \
+                --vqvae "$WORK/vqvae"
+        else
+            $OJ train prior --out "$WORK/top_sung" --init-from "$WORK/${SING_FROM:-top_align}" --finetune full \
+                --data "$WORK/align.jsonl" --vqvae "$WORK/vqvae" --steps "${SING_STEPS:-1500}" --batch-size 32 \
+                --lr 2e-4 --eval-every 100 --save-every 50 --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
+                --timed-share 0.5
         fi
         ;;
     up1)
@@ -134,10 +176,12 @@ for stage in $STAGES; do
             cp "$WORK/${pair%%:*}/config.json" "$WORK/${pair%%:*}/model.safetensors" "$WORK/bundle/${pair#*:}/"
         done
         up1=${BUNDLE_UP1:-up1_ld}
+        data=""  # the top prior's own manifest, when it trained on align.jsonl (stage sing)
+        if [ "${BUNDLE_TOP:-top_align}" = top_sung ]; then data=" --lyrics-data $WORK/align.jsonl"; fi
         echo "bundle ready: $WORK/bundle; measure it with:"
         echo "  python benchmarks/eval_model.py --runs $WORK --top ${BUNDLE_TOP:-top_align} --up1 ${up1%/best} \\"
         echo "      --up0 ${BUNDLE_UP0:-up0_ld} \\"
-        echo "      --lyrics-songs $WORK/lyrics_test.jsonl"
+        echo "      --lyrics-songs $WORK/lyrics_test.jsonl$data"
         echo "  and the card's extra audio rows (--only audio --audio-key ...): see the README, The default model"
         ;;
     ship) # the measured bundle into the package: src/openjukebox/models/default (its MODEL_CARD.md is written by hand)
@@ -168,6 +212,6 @@ shutil.copyfile(work / "quality.json", dest / "quality.json")
 print(f"shipped {work}/bundle to {dest}; update {dest}/MODEL_CARD.md from {dest}/quality.json")
 PY
         ;;
-    *) echo "unknown stage $stage (data testset vqvae top align up1 up0 guided bundle ship)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (data testset vqvae top align sung sing up1 up0 guided bundle ship)" >&2; exit 2 ;;
     esac
 done
