@@ -426,7 +426,7 @@ def lyrics_quality(
         picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
         pooled = lambda songs, k: np.median(np.concatenate([songs[i] for i in k]))  # noqa: E731
         diffs = [pooled(a, k) - pooled(b, k) for k in picks]
-        return [round(float(x), 3) for x in np.percentile(diffs, [5, 95])]
+        return [round(float(x), 3) + 0.0 for x in np.percentile(diffs, [5, 95])]  # + 0.0: no -0.0
 
     train = measure(training, False) if training else {}
     chosen = min(SPREADS, key=lambda s: np.median(np.concatenate(train[s]))) if training else ALIGN_SPREAD

@@ -26,7 +26,8 @@ def test_the_alignment_figures_are_those_measured():
         f"on {m['songs']} sung chorales it never trained on, {exported} median error against {linear} "
         f"({alone} from the attention alone)" in readme
     )
-    extra = m["songs"] - 3  # the test set's songs beside the 3 held-out chorales
+    extra = m["songs"] - m["held_out_songs"]  # the test set's songs beside the held-out chorales
+    assert f"the {m['held_out_songs']} held-out chorales and {extra} of the" in card
     assert f"on {m['songs']} songs the model never trained on ({m['characters']:,} characters)" in card
     assert f"{extra} of the {extra + m['extra_songs_left_out_as_trained']} chorales" in card
     assert f"| **{exported}** (target: below the linear rule) |" in card and f"| {linear} |" in card

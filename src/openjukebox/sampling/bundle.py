@@ -247,8 +247,9 @@ class Bundle:
     def guidance(self, level: int, requested: float | None) -> float:
         """The guidance to sample ``level`` with: ``requested``, else DEFAULT_GUIDANCE for a top prior
         trained with label dropout (it knows the unconditional side), else 1 (none). Upsamplers are
-        not guided by default, even when trained with label dropout: on the default model, guiding
-        them at 3 too cut the pitched frames of its clips from 78 % to 55 %."""
+        not guided by default, even when trained with label dropout: it about doubles their time,
+        and on the default model's clips it gave 74.9 % of frames pitched against 77.0 % (an
+        earlier default model's fell from 78 % to 55 %)."""
         if requested is not None:
             if not math.isfinite(requested) or requested <= 0:
                 raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested}")
