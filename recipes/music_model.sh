@@ -22,9 +22,10 @@
 # The shipped model's top prior and middle upsampler are wider ones trained on a lent GPU from this
 # recipe's codes (recipes/gpu_priors_pack.py WORK, then recipes/gpu_priors.sh there, its archive
 # unpacked into WORK: top/, up1/, top_align/), over the bottom upsampler of stages up0 and guided
-# (GUIDED_LEVELS=0: only up0_ld); its top prior's alignment then trained on more sung chorales (stages
-# sung and sing, on the CPU), and its bundle is
-#   BUNDLE_TOP=top_sung BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
+# (GUIDED_LEVELS=0: only up0_ld); its bundle is then
+#   BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
+# Stages sung and sing train the top prior's alignment further on 121 more sung chorales (top_sung,
+# on the CPU); tried and not shipped (the model card, Lyric alignment): BUNDLE_TOP=top_sung bundles it.
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -137,8 +138,8 @@ PY
                 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5
         fi
         ;;
-    sing) # the aligned top prior (SING_FROM, default top_align) fine-tuned on align.jsonl, whose sung chorales
-        # are 5 times those of all.jsonl: top_sung; ~2.1 s per step at batch 32 on 2 threads (SING_STEPS)
+    sing) # the aligned top prior (SING_FROM, default top_align) fine-tuned on align.jsonl, whose 145 sung chorales
+        # are 6 times those of all.jsonl: top_sung; ~2.1 s per step at batch 32 on 2 threads (SING_STEPS)
         if [ -f "$WORK/top_sung/train_state.pt" ]; then
             $OJ train prior --out "$WORK/top_sung" --resume --steps "${SING_STEPS:-1500}" --data "$WORK/align.jsonl" \
                 --vqvae "$WORK/vqvae"
