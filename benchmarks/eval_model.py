@@ -359,9 +359,9 @@ def lyric_songs(
     how many of ``extra_songs`` were left out), songs as (path, entry).
 
     ``entries`` is the manifest the prior trained on, ``held`` its validation files: the held-out
-    songs are those, then each of ``extra_songs`` whose piece and hymn text (``_sung_text``) no
-    trained file has. The training songs (to choose the alignment's spread on) are at most
-    ``max_training`` of the trained songs, evenly spread over them in path order.
+    songs are those, then ``extra_songs``, each kept when its piece and hymn text (``_sung_text``)
+    are those of no trained file. The training songs (to choose the alignment's spread on) are
+    every k-th trained song in path order, k the smallest step that keeps at most ``max_training``.
     """
     held_set = set(held)
     timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
@@ -369,7 +369,7 @@ def lyric_songs(
     pieces = {e.get("piece") for e in trained} - {None}
     texts = {_sung_text(e) for e in trained if timed(e)}
     was_trained = lambda e: e.get("piece") in pieces or (timed(e) and _sung_text(e) in texts)  # noqa: E731
-    songs = [(path, entries[path]) for path in held if path in entries]
+    songs = [(path, entries[path]) for path in held if path in entries and not was_trained(entries[path])]
     songs += [(e["path"], e) for e in extra_songs if not was_trained(e)]
     songs = [(path, e) for path, e in songs if timed(e)]
     training = sorted((path, e) for path, e in entries.items() if path not in held_set and timed(e))

@@ -83,8 +83,8 @@ for stage in $STAGES; do
         combine all.jsonl scores/manifest.jsonl chorales/manifest.jsonl game.jsonl
         ;;
     testset) # the lyric-alignment test: 106 chorales the training data does not sing, 58 of them in
-        # rubato with rests (6 are pieces the training data plays on instruments, or sings, as bwv28.6: the
-        # measure leaves them out); about 8 minutes
+        # rubato with rests (7 are pieces the training data plays on instruments, or sings, as bwv28.6, or a
+        # hymn text it sings in another chorale: the measure leaves them out); about 8 minutes
         [ -f "$WORK/chorales_test/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_test" --skip 24 \
             --limit 10 --uneven --max-seconds 45
         [ -f "$WORK/chorales_more/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_more" --skip 34 \

@@ -42,8 +42,27 @@ def test_lyric_songs_leave_out_extra_songs_that_share_a_trained_piece_or_hymn(ev
     assert left_out == 3
 
 
+def test_lyric_songs_keep_extra_songs_that_share_only_a_held_out_song_and_compare_40_letters(eval_model):
+    long = "Allein Gott in der Hoeh sei Ehr und Dank fuer seine Gnade"  # 47 letters
+    entries = {
+        "/d/held.flac": _song("/d/held.flac", "bach/bwv1", "Wie schoen leuchtet der Morgenstern"),
+        "/d/long.flac": _song("/d/long.flac", "bach/bwv2", long),
+        "/d/again.flac": _song("/d/again.flac", "bach/bwv3", "Wie schoen leuchtet der Morgenstern"),
+    }
+    extra = [
+        _song("/t/held_piece.flac", "bach/bwv1", "Ein ganz anderer Text"),  # the held-out song's piece
+        _song("/t/same_40.flac", "bach/bwv7", long.replace("Gnade", "Guete")),  # differs after 40 letters
+    ]
+    songs, _, left_out = eval_model.lyric_songs(entries, ["/d/held.flac"], extra)
+    # the held-out song sings a trained song's hymn, so it is left out too; the song sharing only
+    # the held-out piece is kept; one whose first 40 letters are a trained text's is left out
+    assert [path for path, _ in songs] == ["/t/held_piece.flac"]
+    assert left_out == 1
+
+
 def test_lyric_songs_spread_the_training_songs_they_keep(eval_model):
-    entries = {f"/d/{i:02d}.flac": _song(f"/d/{i:02d}.flac", f"p{i}", f"lied nummer {i}") for i in range(10)}
+    order = [3, 7, 0, 9, 1, 5, 8, 2, 6, 4]  # not in path order: the choice sorts them
+    entries = {f"/d/{i:02d}.flac": _song(f"/d/{i:02d}.flac", f"p{i}", f"lied nummer {i}") for i in order}
     _, training, _ = eval_model.lyric_songs(entries, [], [], max_training=4)
     assert [path for path, _ in training] == ["/d/00.flac", "/d/03.flac", "/d/06.flac", "/d/09.flac"]
     _, training, _ = eval_model.lyric_songs(entries, [], [], max_training=30)
