@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lyric_songs import lyric_songs  # benchmarks/lyric_songs.py, beside this script
 from tqdm import tqdm
 
 from openjukebox.api import decode, encode, sample
@@ -346,45 +347,13 @@ SPREADS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)  # seconds: the alignmen
 assert ALIGN_SPREAD in SPREADS, "the width sampling uses is among those measured"
 
 
-def _sung_text(entry: dict) -> str:
-    """The first 40 letters of a timed song's lyrics, lower case: songs that share it sing the same
-    hymn (often to the same melody) even when they are different pieces."""
-    return "".join(c for c in "".join(s["text"] for s in entry["lyrics"]).lower() if c.isalpha())[:40]
-
-
-def lyric_songs(
-    entries: dict[str, dict], held: list[str], extra_songs: list[dict], max_training: int = 30
-) -> tuple[list, list, int]:
-    """The songs with timed lyrics the alignment is measured on: (held-out songs, training songs,
-    how many of ``extra_songs`` were left out), songs as (path, entry).
-
-    ``entries`` is the manifest the prior trained on, ``held`` its validation files: the held-out
-    songs are those, then ``extra_songs``, each kept when its piece and hymn text (``_sung_text``)
-    are those of no trained file. The training songs (to choose the alignment's spread on) are
-    every k-th trained song in path order, k the smallest step that keeps at most ``max_training``.
-    """
-    held_set = set(held)
-    timed = lambda e: isinstance(e.get("lyrics"), list)  # noqa: E731
-    trained = [e for path, e in entries.items() if path not in held_set]
-    pieces = {e.get("piece") for e in trained} - {None}
-    texts = {_sung_text(e) for e in trained if timed(e)}
-    was_trained = lambda e: e.get("piece") in pieces or (timed(e) and _sung_text(e) in texts)  # noqa: E731
-    songs = [(path, entries[path]) for path in held if path in entries and not was_trained(entries[path])]
-    songs += [(e["path"], e) for e in extra_songs if not was_trained(e)]
-    songs = [(path, e) for path, e in songs if timed(e)]
-    training = sorted((path, e) for path, e in entries.items() if path not in held_set and timed(e))
-    training = training[:: -(-len(training) // max_training)] if training else []
-    return songs, training, sum(map(was_trained, extra_songs))
-
-
 def lyrics_quality(
     runs: Path, entries: dict[str, dict], extra: Path | None, top: str = "top", max_training: int = 30
 ) -> dict:
     """Median error (s) of the exported lyric alignment on every held-out song with timed lyrics,
     plus the songs of ``extra`` (a manifest of songs outside the training data), with the windows
-    sampling uses for plain-text lyrics, and with windows chosen from the true times. ``entries``
-    is the manifest ``top`` trained on. A song of ``extra`` whose piece or text a trained song has
-    is left out.
+    sampling uses for plain-text lyrics, and with windows chosen from the true times. ``entries``:
+    the manifest ``top`` trained on (``lyric_songs`` chooses the songs).
 
     The alignment's ``spread`` (its prior around where the windows put each character) is chosen
     on the training songs with timed lyrics, never on the held-out ones (those songs' times trained

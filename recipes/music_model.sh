@@ -106,12 +106,13 @@ for stage in $STAGES; do
             --limit 107 --max-seconds 45
         [ -f "$WORK/chorales_sung_uneven/manifest.jsonl" ] || $OJ data chorales --out "$WORK/chorales_sung_uneven" \
             --skip 237 --limit 107 --uneven --max-seconds 45
-        python - "$WORK" <<'PY'
+        python - "$WORK" "$(dirname "$0")/../benchmarks" <<'PY'
 import json, sys
 from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from lyric_songs import sung_text as text  # the rule eval_model.py measures with
 work = Path(sys.argv[1])
 read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
-text = lambda e: "".join(c for c in "".join(s["text"] for s in e["lyrics"]).lower() if c.isalpha())[:40]  # noqa: E731
 known = [e for e in read(work / "lyrics_test.jsonl") + read(work / "all.jsonl") if isinstance(e.get("lyrics"), list)]
 pieces, texts = {e["piece"] for e in known}, {text(e) for e in known}
 lines = [json.dumps(e, ensure_ascii=False) for e in read(work / "all.jsonl")]
