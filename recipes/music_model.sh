@@ -151,6 +151,18 @@ PY
                 --timed-share 0.5
         fi
         ;;
+    balance) # the aligned top prior (BALANCE_FROM, default top_align) fine-tuned with half of each batch's
+        # untimed windows drawn artist by artist (--artist-balance 0.5): top_balance; ~2.1 s per step at batch 32
+        if [ -f "$WORK/top_balance/train_state.pt" ]; then
+            $OJ train prior --out "$WORK/top_balance" --resume --steps "${BALANCE_STEPS:-1200}" \
+                --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae"
+        else
+            $OJ train prior --out "$WORK/top_balance" --init-from "$WORK/${BALANCE_FROM:-top_align}" --finetune full \
+                --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae" --steps "${BALANCE_STEPS:-1200}" --batch-size 32 \
+                --lr 2e-4 --eval-every 200 --save-every 50 --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
+                --timed-share 0.5 --artist-balance 0.5
+        fi
+        ;;
     up1)
         train prior "$WORK/up1" "${UP1_STEPS:-10737}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \
             --preset mini_upsampler_1 --eval-every 500

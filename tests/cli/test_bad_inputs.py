@@ -310,6 +310,11 @@ ROWS = [
         "train prior --level 2 --vqvae {vq} --data {data} --lyric-jitter -1",
         "--lyric-jitter",
     ),
+    Row(
+        "train-prior-artist-balance-2",
+        "train prior --level 2 --vqvae {vq} --data {data} --artist-balance 2 --out {tmp}/out",
+        "--artist-balance",
+    ),
     Row("plan-world-size-0", "train prior --preset prior_5b --plan --world-size 0", "--world-size"),
     Row("plan-unknown-preset", "train prior --preset giant --plan --world-size 8", "giant"),
     Row("train-prior-without-vqvae", "train prior --level 2 --data {data} --out {tmp}/out", "--vqvae"),

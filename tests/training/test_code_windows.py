@@ -82,3 +82,26 @@ def test_a_share_of_timed_songs_needs_timed_songs(two_tracks):
     # a share below one window per batch is drawn at random: about that share of all windows
     timed = sum(int(windows(timed_share=0.25).batch(1, step=k)[1][0, 3] == 1) for k in range(400))
     assert 0.5 * 400 + 0.25 * 0.5 * 400 - 40 < timed < 0.5 * 400 + 0.25 * 0.5 * 400 + 40
+
+
+def test_artist_balance_draws_every_artist_equally_often(tmp_path):
+    """Artist x has three 4 s tracks, y one: by length y gets a quarter of the windows, with
+    full balance half of them, and a share b of balance gives (1 - b) / 4 + b / 2."""
+    metas = [{"artist": "x"}] * 3 + [{"artist": "y"}]
+    tracks, prefixes = [], []
+    for k, meta in enumerate(metas):
+        prefix = tmp_path / f"t{k}"
+        np.save(level_file(prefix, 2), np.arange(400, dtype=np.int16))
+        tracks.append(Track(str(tmp_path / f"t{k}.wav"), str(prefix) + ".npy", 400 * HOP, meta))
+        prefixes.append(prefix)
+    vocab = LabelVocab.from_metadata(metas)
+    y_id = vocab.artist_id("y")
+
+    def share_of_y(balance: float) -> float:
+        w = CodeWindows(tracks, prefixes, 2, N_CTX, HOP, None, vocab, 1, 0, artist_balance=balance)
+        return float(np.mean([(w.batch(50, step=k)[1][:, 3] == y_id).float().mean() for k in range(40)]))
+
+    for balance, expected in ((0.0, 0.25), (0.5, 0.375), (1.0, 0.5)):
+        assert abs(share_of_y(balance) - expected) < 0.035, balance  # 2,000 draws: 3.5 standard errors
+    with pytest.raises(ValueError, match="share from 0 to 1"):
+        CodeWindows(tracks, prefixes, 2, N_CTX, HOP, None, vocab, 1, 0, artist_balance=1.5)

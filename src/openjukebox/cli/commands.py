@@ -26,6 +26,7 @@ TRAIN_OPTIONS = (
     "align_weight",
     "lyric_jitter",
     "timed_share",
+    "artist_balance",
     "strategy",
 )
 

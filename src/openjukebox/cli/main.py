@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="lyrics priors: the share of each batch drawn from the songs with timed lyrics (default 0: "
         "windows are drawn by length alone)",
     )
+    tp.add_argument(
+        "--artist-balance",
+        type=A.number(float, 0, 1),
+        help="the share of each batch drawn with every artist equally likely, so that an artist with few "
+        "tracks is learned too (default 0: windows are drawn by length alone)",
+    )
     _large_model_args(tp)
 
     enc = _add(sub, "encode", C.encode, help="audio file -> codes file")

@@ -85,11 +85,17 @@ class CodeWindows:
         jitter: float = 0.0,
         timed_share: float = 0.0,
         need_timed: bool = False,
+        artist_balance: float = 0.0,
     ):
         """``align``: windows carry alignment targets; ``jitter``: the lyric window's centre moves by
         up to this many seconds either way (uniform, seeded); ``timed_share``: on average that
         fraction of each batch comes from the tracks with timed lyrics; ``need_timed``: refuse
-        tracks without any (the training windows of an alignment loss)."""
+        tracks without any (the training windows of an alignment loss); ``artist_balance``: the
+        share of the other windows drawn with every artist equally likely (an artist's tracks by
+        their length), the rest by length alone, so that an artist with one track is not drowned
+        by one with hours of them."""
+        if not 0.0 <= artist_balance <= 1.0:
+            raise ValueError(f"the artist balance is a share from 0 to 1, not {artist_balance}")
         self.level, self.n_ctx, self.hop, self.upsample, self.seed = level, n_ctx, hop, upsample, seed
         self.n_tokens, self.sample_rate = n_tokens, sample_rate
         self.align, self.jitter = align and n_tokens > 0, jitter if n_tokens else 0.0
@@ -109,6 +115,11 @@ class CodeWindows:
         self._starts = [(len(it.codes) - n_ctx) // step + 1 for it in self.items]  # start choices per item
         weights = np.array(self._starts, dtype=np.float64)
         self._p = weights / weights.sum()
+        if artist_balance:
+            artists = np.array([it.artist for it in self.items])
+            per_artist = {a: weights[artists == a].sum() for a in set(artists.tolist())}
+            even = weights / np.array([per_artist[a] for a in artists.tolist()]) / len(per_artist)
+            self._p = (1 - artist_balance) * self._p + artist_balance * even
         timed = np.array([it.lyrics is not None and it.lyrics.times is not None for it in self.items])
         if (timed_share > 0 or need_timed) and not timed.any():
             raise ValueError(

@@ -296,6 +296,7 @@ class PriorRun(TrainingRun):
                 jitter=tc.lyric_jitter,
                 timed_share=tc.timed_share if training else 0.0,  # validation: every held-out window
                 need_timed=training and tc.align_weight > 0,
+                artist_balance=tc.artist_balance if training else 0.0,  # validation: every held-out window
             )
 
         n_train = len(audio.train)
