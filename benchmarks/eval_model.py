@@ -122,14 +122,9 @@ def prior_quality(run: Path) -> dict:
         rows = [r for r in rows if int(r["step"]) == step] or rows
     last = rows[-1]
     keys = (
-        "bits_per_token",
-        "unigram_bits",
-        "bits_per_token_cond_zeroed",
-        "bits_per_token_labels_unknown",
-        "lyrics_bits_per_token",
-        "align_bits",
-        "align_accuracy",
-    )
+        "bits_per_token unigram_bits bits_per_token_cond_zeroed bits_per_token_labels_unknown lyrics_bits_per_token "
+        "align_bits align_accuracy"
+    ).split()
     return {k: round(float(last[k]), 3) for k in keys if last.get(k) not in (None, "")}
 
 
@@ -276,6 +271,7 @@ def conditioning_quality(
     seconds: float,
     guidances: list[float | None],
     clips_dir: Path | None = None,
+    first_seed: int = 100,
 ) -> dict:
     """Do generated clips carry the artist and genre they were asked for?
 
@@ -286,7 +282,8 @@ def conditioning_quality(
     held-out clips apart; the second measures what the priors add, against what the codec keeps.
 
     ``clips_dir`` keeps the generated clips (a folder per guidance and request), so that a later
-    run on the same bundle reads them back instead of sampling them again."""
+    run on the same bundle reads them back instead of sampling them again. Request k is sampled
+    with seed ``first_seed`` + k."""
     entries = [json.loads(line) for line in (runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((runs / "top" / "split.json").read_text())
     step = int(seconds * SR)
@@ -310,10 +307,11 @@ def conditioning_quality(
         for k, (artist, genre) in enumerate(requests):
             with tempfile.TemporaryDirectory() as tmp:
                 folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
-                files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": 100 + k})
+                files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": first_seed + k})
                 for lv in levels:
                     generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
+    result["first_seed"] = first_seed
     for column, kind in ((2, "artist"), (1, "genre")):
         classes = sorted({r[column] for r in train})
         out = {"chance": round(1 / len(classes), 3)}
@@ -458,10 +456,12 @@ def main() -> None:
     p.add_argument("--up1", default="up1", help="the middle upsampler's run folder in RUNS (default up1)")
     p.add_argument("--up0", default="up0", help="the bottom upsampler's run folder in RUNS (default up0)")
     p.add_argument("--clips-dir", type=Path, help="keep the conditioning clips here, and reuse those already there")
+    p.add_argument("--first-seed", type=int, default=100, help="the conditioning's first request's seed (default 100)")
     p.add_argument("--out")
     p.add_argument("--only", nargs="+", choices=["vqvae", "priors", "audio", "lyrics_alignment", "conditioning"])
     args = p.parse_args()
     runs = Path(args.runs)
+    bundle = args.bundle or runs / "bundle"
     entries = _manifest(runs / "all.jsonl")
     parts = {
         "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),
@@ -469,7 +469,7 @@ def main() -> None:
             name: prior_quality(runs / run) for name, run in (("top", args.top), ("up1", args.up1), ("up0", args.up0))
         },
         "audio": lambda: audio_quality(
-            args.bundle or runs / "bundle",
+            bundle,
             held_out_files(runs, entries),
             entries,
             args.audio_clips,
@@ -481,7 +481,7 @@ def main() -> None:
             runs, _manifest(args.lyrics_data) if args.lyrics_data else entries, args.lyrics_songs, args.top
         ),
         "conditioning": lambda: conditioning_quality(
-            runs, args.bundle or runs / "bundle", args.clips, args.seconds, args.guidance, args.clips_dir
+            runs, bundle, args.clips, args.seconds, args.guidance, args.clips_dir, args.first_seed
         ),
     }
     out = Path(args.out or runs / "quality.json")
