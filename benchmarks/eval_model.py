@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from clip_classifier import SR, fit, mel_features, real_clips, recognition, through_codec  # beside this script
 from lyric_songs import lyric_songs  # benchmarks/lyric_songs.py, beside this script
 from tqdm import tqdm
 
@@ -40,7 +41,6 @@ from openjukebox.audio.io import load_audio, save_audio
 from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae, model_id
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
-from openjukebox.codec.vqvae import decode_chunked, encode_chunked
 from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
@@ -49,8 +49,6 @@ from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
 from openjukebox.sampling.bundle import Bundle
 from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
-
-SR = 22050
 
 
 def _guidance(value: str) -> float | None:
@@ -61,22 +59,6 @@ def _guidance(value: str) -> float | None:
 
 def _name(g: float | None) -> str:
     return "default" if g is None else f"{g:g}"
-
-
-def _mel_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
-    """Mean and standard deviation over time of 40 log-mel bands: the classifier's features.
-
-    Band energies are summed from ``torch.stft`` over mel-spaced bands: coarse features, enough for
-    a linear classifier, without a mel library dependency for this one script."""
-    x = torch.from_numpy(audio).float()
-    spec = torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True).abs() ** 2
-    freqs = torch.linspace(0, sr / 2, spec.shape[0])
-    mel = lambda f: 2595 * torch.log10(1 + f / 700)  # noqa: E731
-    edges = torch.linspace(mel(torch.tensor(30.0)), mel(torch.tensor(sr / 2)), 42)
-    m = mel(freqs)
-    bands = torch.stack([((m >= edges[i]) & (m < edges[i + 2])).float() for i in range(40)])
-    logmel = torch.log(bands @ spec + 1e-6)
-    return torch.cat([logmel.mean(1), logmel.std(1)]).numpy()
 
 
 def _is_real(entry: dict) -> bool:
@@ -122,43 +104,15 @@ def prior_quality(run: Path) -> dict:
         rows = [r for r in rows if int(r["step"]) == step] or rows
     last = rows[-1]
     keys = (
-        "bits_per_token unigram_bits bits_per_token_cond_zeroed bits_per_token_labels_unknown lyrics_bits_per_token "
-        "align_bits align_accuracy"
-    ).split()
+        "bits_per_token",
+        "unigram_bits",
+        "bits_per_token_cond_zeroed",
+        "bits_per_token_labels_unknown",
+        "lyrics_bits_per_token",
+        "align_bits",
+        "align_accuracy",
+    )
     return {k: round(float(last[k]), 3) for k in keys if last.get(k) not in (None, "")}
-
-
-def _real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per_file: int = 8) -> list[tuple]:
-    """(audio, genre, artist) for clips of ``step`` samples of the listed files: consecutive, or
-    ``per_file`` spread evenly over a file that holds more (a long track does not outvote the rest)."""
-    paths = {str(Path(p).resolve()) for p in files}
-    clips = []
-    for e in entries:
-        path = str((runs / e["path"]).resolve())
-        if path in paths:
-            audio = load_audio(path, SR)
-            starts = range(0, max(1, len(audio) - step), step)
-            if len(starts) > per_file:
-                starts = [starts[round(i * (len(starts) - 1) / (per_file - 1))] for i in range(per_file)]
-            clips += [(audio[i : i + step], e["genre"], e["artist"]) for i in starts]
-    return clips
-
-
-@torch.no_grad()
-def _through_codec(vq, audio: np.ndarray, level: int) -> np.ndarray:
-    """The audio as the VQ-VAE renders it from its own codes at ``level``."""
-    hop = vq.hop_lengths[-1]
-    x = torch.from_numpy(np.pad(audio, (0, -len(audio) % hop))).view(1, 1, -1)
-    z = encode_chunked(vq, x, level, 10 * SR)
-    return decode_chunked(vq, z, level, 10 * SR)[0, 0, : len(audio)].numpy()
-
-
-def _fit(features: list, labels: list):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(np.array(features), labels)
 
 
 def held_out_files(runs: Path, entries: dict[str, dict]) -> list[str]:
@@ -192,8 +146,8 @@ def audio_quality(
     out = {
         "seconds": seconds,
         "data": mean_measures(data, SR),
-        "data_through_vqvae_level_0": mean_measures([_through_codec(vq, a, 0) for a in data], SR),
-        f"data_through_vqvae_level_{top}": mean_measures([_through_codec(vq, a, top) for a in data], SR),
+        "data_through_vqvae_level_0": mean_measures([through_codec(vq, a, 0) for a in data], SR),
+        f"data_through_vqvae_level_{top}": mean_measures([through_codec(vq, a, top) for a in data], SR),
     }
     vocab = LabelVocab.from_dict(load_prior(bundle / f"prior_level_{top}")[2]["vocab"])
 
@@ -217,19 +171,6 @@ def audio_quality(
     for lv, audio in generated.items():
         out[f"generated_level_{lv}"] = mean_measures(audio, SR)
     return out
-
-
-def _recognition(pred: np.ndarray, want: list, classes: list) -> dict:
-    """Accuracy, balanced accuracy (mean per-class recall) and each requested class's recall."""
-    from sklearn.metrics import balanced_accuracy_score
-
-    want = np.array(want)
-    recall = {c: round(float(np.mean(pred[want == c] == c)), 3) for c in classes if (want == c).any()}
-    return {
-        "accuracy": round(float(np.mean(pred == want)), 3),
-        "balanced_accuracy": round(float(balanced_accuracy_score(want, pred)), 3),
-        "recall": recall,
-    }
 
 
 def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | None) -> dict:
@@ -287,15 +228,15 @@ def conditioning_quality(
     entries = [json.loads(line) for line in (runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((runs / "top" / "split.json").read_text())
     step = int(seconds * SR)
-    train, held = (_real_clips(runs, entries, split[part], step) for part in ("train", "validation"))
+    train, held = (real_clips(runs, entries, split[part], step) for part in ("train", "validation"))
     vq = load_vqvae(runs / "vqvae")
     levels = (vq.config.levels - 1, 0)
     feats = {
-        "audio": {part: [_mel_features(a) for a, _, _ in rows] for part, rows in (("train", train), ("held", held))}
+        "audio": {part: [mel_features(a) for a, _, _ in rows] for part, rows in (("train", train), ("held", held))}
     }
     for lv in levels:
         feats[f"vqvae_level_{lv}"] = {
-            part: [_mel_features(_through_codec(vq, a, lv)) for a, _, _ in rows]
+            part: [mel_features(through_codec(vq, a, lv)) for a, _, _ in rows]
             for part, rows in (("train", train), ("held", held))
         }
     train_paths = {str(Path(p).resolve()) for p in split["train"]}
@@ -309,14 +250,14 @@ def conditioning_quality(
                 folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
                 files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": first_seed + k})
                 for lv in levels:
-                    generated[g][lv] += [(_mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
+                    generated[g][lv] += [(mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
     result["first_seed"] = first_seed
     for column, kind in ((2, "artist"), (1, "genre")):
         classes = sorted({r[column] for r in train})
         out = {"chance": round(1 / len(classes), 3)}
         for name, f in feats.items():
-            clf = _fit(f["train"], [r[column] for r in train])
+            clf = fit(f["train"], [r[column] for r in train])
             entry = {
                 "real_held_out": round(float(np.mean(clf.predict(np.array(f["held"])) == [r[column] for r in held])), 3)
             }
@@ -330,7 +271,7 @@ def conditioning_quality(
                 for g, rows in generated.items():
                     want = [r[1] if kind == "artist" else r[2] for r in rows[lv]]
                     pred = clf.predict(np.array([r[0] for r in rows[lv]]))
-                    entry[f"generated_level_{lv}_guidance_{_name(g)}"] = _recognition(pred, want, classes)
+                    entry[f"generated_level_{lv}_guidance_{_name(g)}"] = recognition(pred, want, classes)
                     if name != "audio":
                         entry[f"predicted_level_{lv}_guidance_{_name(g)}"] = {
                             c: dict(zip(*np.unique(pred[np.array(want) == c], return_counts=True), strict=True))

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from eval_model import SR, _fit, _mel_features, _through_codec  # noqa: E402
+from clip_classifier import SR, fit, mel_features, through_codec  # noqa: E402
 
 from openjukebox.api import sample  # noqa: E402
 from openjukebox.audio.io import load_audio  # noqa: E402
@@ -143,12 +143,12 @@ def main() -> None:
         if str(path) in held:
             continue
         for clip in _clips([path], step):
-            train_x.append(_mel_features(_through_codec(vq, clip, top)))
+            train_x.append(mel_features(through_codec(vq, clip, top)))
             train_y.append(normalise(e["artist"]))
-    clf = _fit(train_x, train_y)
+    clf = fit(train_x, train_y)
     report["classes"] = sorted(set(train_y))
     report["chance"] = round(1 / len(report["classes"]), 3)
-    held_x = [_mel_features(_through_codec(vq, c, top)) for c in _clips([Path(p) for p in held], step)]
+    held_x = [mel_features(through_codec(vq, c, top)) for c in _clips([Path(p) for p in held], step)]
     report["new_artist_real_held_out"] = round(float(np.mean(clf.predict(np.array(held_x)) == normalise(new_name))), 3)
 
     composers = sorted({e["artist"] for e in entries})
@@ -172,7 +172,7 @@ def main() -> None:
                         seed=1000 + 10 * k + j,
                         adapter=adapter,
                     )
-                    feats += [_mel_features(load_audio(f, SR)) for f in meta["files"][top]]
+                    feats += [mel_features(load_audio(f, SR)) for f in meta["files"][top]]
             pred = clf.predict(np.array(feats))
             key = "with_adapter" if adapter else "without_adapter"
             results.setdefault(key, {})[normalise(artist)] = {
