@@ -52,7 +52,7 @@ def unpack(pack: Path, cache: Path, vqvae: str) -> AudioSet:
 
 
 INT_OPTIONS = ("batch_size", "eval_every", "save_every", "warmup_steps")
-FLOAT_OPTIONS = ("lr", "label_dropout", "align_weight", "lyric_jitter", "timed_share")
+FLOAT_OPTIONS = ("lr", "label_dropout", "align_weight", "lyric_jitter", "timed_share", "artist_balance")
 TRAIN_FIELDS = {"steps", "bf16", "keep_best", *INT_OPTIONS, *FLOAT_OPTIONS}  # the TrainConfig fields given here
 
 

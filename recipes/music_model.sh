@@ -27,8 +27,8 @@
 #   BUNDLE_UP1=up1/best bash recipes/music_model.sh WORK bundle
 # Stages sung and sing train the top prior's alignment further on 121 more sung chorales (top_sung,
 # on the CPU); tried and not shipped (the model card, Lyric alignment): BUNDLE_TOP=top_sung bundles it.
-# Stage balance fine-tunes the aligned top prior with half of each batch's untimed windows drawn artist by
-# artist (top_balance, 618 steps, 28 min on 2 threads); tried and not shipped (the model card, Conditioning).
+# Stage balance fine-tunes the aligned top prior with a quarter of each batch drawn artist by artist
+# (top_balance, 618 steps, 28 min on 2 threads); tried and not shipped (the model card, Conditioning).
 set -euo pipefail
 if [ -n "${UP_STEPS:-}" ]; then
     echo "UP_STEPS is now two settings: UP1_STEPS and UP0_STEPS" >&2
@@ -154,8 +154,8 @@ PY
                 --timed-share 0.5
         fi
         ;;
-    balance) # the aligned top prior (BALANCE_FROM, default top_align) fine-tuned with half of each batch's
-        # untimed windows drawn artist by artist (--artist-balance 0.5): top_balance; ~2.5 s per step at batch 32.
+    balance) # the aligned top prior (BALANCE_FROM, default top_align) fine-tuned with half of the windows that
+        # --timed-share leaves drawn artist by artist (--artist-balance 0.5): top_balance; ~2.7 s per step at batch 32.
         # The measured run was stopped at step 618, its validation bits rising since step 200 (BALANCE_STEPS)
         if [ -f "$WORK/top_balance/train_state.pt" ]; then
             $OJ train prior --out "$WORK/top_balance" --resume --steps "${BALANCE_STEPS:-618}" \

@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument(
         "--artist-balance",
         type=A.number(float, 0, 1),
-        help="the share of each batch drawn with every artist equally likely, so that an artist with few "
-        "tracks is learned too (default 0: windows are drawn by length alone)",
+        help="the share of the windows --timed-share leaves (all without it) drawn with every artist equally "
+        "likely, so that an artist with few tracks is learned too (default 0: windows are drawn by length alone)",
     )
     _large_model_args(tp)
 

@@ -61,8 +61,8 @@ class TrainConfig:
     align_weight: float = 0.0
     lyric_jitter: float = 0.0
     timed_share: float = 0.0
-    # Priors: the share of each batch (apart from the timed share) drawn with every artist equally
-    # likely rather than by length (0: by length alone).
+    # Priors: the share of the windows the timed share leaves (all without it) drawn with every
+    # artist equally likely rather than by length (0: by length alone).
     artist_balance: float = 0.0
     # Priors: "ddp" (every rank holds the whole model) or "fsdp" (fully_shard per residual block,
     # sharded checkpoints); and recomputing each block in the backward pass to save memory.
