@@ -57,6 +57,19 @@ train() {
     fi
 }
 
+# finetune OUT FROM STEPS DATA ARGS...: fine-tune the prior FROM (every weight) on DATA into OUT with ARGS,
+# or resume OUT towards STEPS when it exists (a resumed run keeps its saved settings)
+finetune() {
+    local out=$1 from=$2 steps=$3 data=$4
+    shift 4
+    if [ -f "$out/train_state.pt" ]; then
+        $OJ train prior --out "$out" --resume --steps "$steps" --data "$data" --vqvae "$WORK/vqvae"
+    else
+        $OJ train prior --out "$out" --init-from "$from" --finetune full --data "$data" --vqvae "$WORK/vqvae" \
+            --steps "$steps" "$@"
+    fi
+}
+
 # combine OUT MANIFEST...: one manifest in WORK of several (paths relative to WORK), with its hours
 combine() {
     python - "$WORK" "$@" <<'PY'
@@ -133,39 +146,21 @@ print(f"{added} sung chorales added to {work / 'align.jsonl'}")
 PY
         ;;
     align) # the top prior fine-tuned to align lyrics: half of each batch from the timed chorales
-        if [ -f "$WORK/top_align/train_state.pt" ]; then
-            $OJ train prior --out "$WORK/top_align" --resume --steps "${ALIGN_STEPS:-3000}" --data "$WORK/all.jsonl" \
-                --vqvae "$WORK/vqvae"
-        else
-            $OJ train prior --out "$WORK/top_align" --init-from "$WORK/top" --finetune full --data "$WORK/all.jsonl" \
-                --vqvae "$WORK/vqvae" --steps "${ALIGN_STEPS:-3000}" --lr 3e-4 --eval-every 250 --save-every 250 \
-                --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5
-        fi
+        finetune "$WORK/top_align" "$WORK/top" "${ALIGN_STEPS:-3000}" "$WORK/all.jsonl" --lr 3e-4 --eval-every 250 \
+            --save-every 250 --align-weight 0.5 --lyric-jitter 2 --timed-share 0.5
         ;;
     sing) # the aligned top prior (SING_FROM, default top_align) fine-tuned on align.jsonl, whose 145 sung chorales
         # are 6 times those of all.jsonl: top_sung; ~2.1 s per step at batch 32 on 2 threads (SING_STEPS)
-        if [ -f "$WORK/top_sung/train_state.pt" ]; then
-            $OJ train prior --out "$WORK/top_sung" --resume --steps "${SING_STEPS:-1500}" --data "$WORK/align.jsonl" \
-                --vqvae "$WORK/vqvae"
-        else
-            $OJ train prior --out "$WORK/top_sung" --init-from "$WORK/${SING_FROM:-top_align}" --finetune full \
-                --data "$WORK/align.jsonl" --vqvae "$WORK/vqvae" --steps "${SING_STEPS:-1500}" --batch-size 32 \
-                --lr 2e-4 --eval-every 100 --save-every 50 --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
-                --timed-share 0.5
-        fi
+        finetune "$WORK/top_sung" "$WORK/${SING_FROM:-top_align}" "${SING_STEPS:-1500}" "$WORK/align.jsonl" \
+            --batch-size 32 --lr 2e-4 --eval-every 100 --save-every 50 --label-dropout 0.2 --align-weight 0.5 \
+            --lyric-jitter 2 --timed-share 0.5
         ;;
     balance) # the aligned top prior (BALANCE_FROM, default top_align) fine-tuned with half of the windows that
         # --timed-share leaves drawn artist by artist (--artist-balance 0.5): top_balance; ~2.7 s per step at batch 32.
         # The measured run was stopped at step 618, its validation bits rising since step 200 (BALANCE_STEPS)
-        if [ -f "$WORK/top_balance/train_state.pt" ]; then
-            $OJ train prior --out "$WORK/top_balance" --resume --steps "${BALANCE_STEPS:-618}" \
-                --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae"
-        else
-            $OJ train prior --out "$WORK/top_balance" --init-from "$WORK/${BALANCE_FROM:-top_align}" --finetune full \
-                --data "$WORK/all.jsonl" --vqvae "$WORK/vqvae" --steps "${BALANCE_STEPS:-618}" --batch-size 32 \
-                --lr 2e-4 --eval-every 200 --save-every 50 --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
-                --timed-share 0.5 --artist-balance 0.5
-        fi
+        finetune "$WORK/top_balance" "$WORK/${BALANCE_FROM:-top_align}" "${BALANCE_STEPS:-618}" "$WORK/all.jsonl" \
+            --batch-size 32 --lr 2e-4 --eval-every 200 --save-every 50 --label-dropout 0.2 --align-weight 0.5 \
+            --lyric-jitter 2 --timed-share 0.5 --artist-balance 0.5
         ;;
     up1)
         train prior "$WORK/up1" "${UP1_STEPS:-10737}" --level 1 --vqvae "$WORK/vqvae" --data "$WORK/all.jsonl" \

@@ -12,18 +12,24 @@ TOK = Tokenizer("abcdefghijklmnopqrstuvwxyz ")
 LETTERS = "abcdefghijklmnopqrst"  # distinct, so a token names its position in the song
 
 
-@pytest.fixture()
-def two_tracks(tmp_path):
-    """A 4 s song with timed lyrics (a letter every 0.1 s from 0.5 s) and a 4 s instrumental, whose
-    codes are their own positions (0..399)."""
-    timed = [{"time": 0.5 + 0.1 * i, "text": c} for i, c in enumerate(LETTERS)]
-    metas = [{"artist": "x", "genre": "sung", "lyrics": timed}, {"artist": "y", "genre": "organ"}]
+def _tracks(tmp_path, metas: list[dict]) -> tuple[list[Track], list]:
+    """4 s tracks of ``metas`` whose level-2 codes are their own positions (0..399), and their prefixes."""
     tracks, prefixes = [], []
     for k, meta in enumerate(metas):
         prefix = tmp_path / f"t{k}"
         np.save(level_file(prefix, 2), np.arange(400, dtype=np.int16))
         tracks.append(Track(str(tmp_path / f"t{k}.wav"), str(prefix) + ".npy", 400 * HOP, meta))
         prefixes.append(prefix)
+    return tracks, prefixes
+
+
+@pytest.fixture()
+def two_tracks(tmp_path):
+    """A 4 s song with timed lyrics (a letter every 0.1 s from 0.5 s) and a 4 s instrumental, whose
+    codes are their own positions (0..399)."""
+    timed = [{"time": 0.5 + 0.1 * i, "text": c} for i, c in enumerate(LETTERS)]
+    metas = [{"artist": "x", "genre": "sung", "lyrics": timed}, {"artist": "y", "genre": "organ"}]
+    tracks, prefixes = _tracks(tmp_path, metas)
     vocab = LabelVocab.from_metadata(metas)
 
     def windows(tokenizer=TOK, n_tokens=N_TOKENS, only=slice(None), **kw):
@@ -88,12 +94,7 @@ def test_artist_balance_draws_every_artist_equally_often(tmp_path):
     """Artist x has three 4 s tracks, y one: by length y gets a quarter of the windows, with
     full balance half of them, and a share b of balance gives (1 - b) / 4 + b / 2."""
     metas = [{"artist": "x"}] * 3 + [{"artist": "y"}]
-    tracks, prefixes = [], []
-    for k, meta in enumerate(metas):
-        prefix = tmp_path / f"t{k}"
-        np.save(level_file(prefix, 2), np.arange(400, dtype=np.int16))
-        tracks.append(Track(str(tmp_path / f"t{k}.wav"), str(prefix) + ".npy", 400 * HOP, meta))
-        prefixes.append(prefix)
+    tracks, prefixes = _tracks(tmp_path, metas)
     vocab = LabelVocab.from_metadata(metas)
     y_id = vocab.artist_id("y")
 

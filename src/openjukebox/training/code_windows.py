@@ -116,9 +116,9 @@ class CodeWindows:
         weights = np.array(self._starts, dtype=np.float64)
         self._p = weights / weights.sum()
         if artist_balance:
-            artists = np.array([it.artist for it in self.items])
-            per_artist = {a: weights[artists == a].sum() for a in set(artists.tolist())}
-            even = weights / np.array([per_artist[a] for a in artists.tolist()]) / len(per_artist)
+            _, artist = np.unique([it.artist for it in self.items], return_inverse=True)
+            per_artist = np.bincount(artist, weights)  # each artist's total start choices
+            even = weights / per_artist[artist] / len(per_artist)
             self._p = (1 - artist_balance) * self._p + artist_balance * even
         timed = np.array([it.lyrics is not None and it.lyrics.times is not None for it in self.items])
         if (timed_share > 0 or need_timed) and not timed.any():
