@@ -35,8 +35,10 @@ def mel_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
 
 
 def real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per_file: int = 8) -> list[tuple]:
-    """(audio, genre, artist) for clips of ``step`` samples of the listed files: consecutive, or
-    ``per_file`` spread evenly over a file that holds more (a long track does not outvote the rest)."""
+    """(audio, genre, artist, piece) for clips of ``step`` samples of the listed files: consecutive,
+    or ``per_file`` spread evenly over a file that holds more (a long track does not outvote the
+    rest). The piece (a score's renderings share one; a recording is its own) groups the folds of
+    ``choose``."""
     paths = {str(Path(p).resolve()) for p in files}
     clips = []
     for e in entries:
@@ -46,7 +48,7 @@ def real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per
             starts = range(0, max(1, len(audio) - step), step)
             if len(starts) > per_file:
                 starts = [starts[round(i * (len(starts) - 1) / (per_file - 1))] for i in range(per_file)]
-            clips += [(audio[i : i + step], e["genre"], e["artist"]) for i in starts]
+            clips += [(audio[i : i + step], e["genre"], e["artist"], e.get("piece", e["path"])) for i in starts]
     return clips
 
 

@@ -13,9 +13,10 @@ up1_ld/; training runs, with their held-out split and val.csv), bundle/, all.jso
   clips next to held-out data clips as they are and through the VQ-VAE;
 - validation bits per token of every prior next to the unigram entropy of its codes;
 - conditioning: logistic regression on log-mel statistics, trained on the real training clips as
-  the VQ-VAE renders them, classifies clips generated for every (artist, genre) pair of the training
-  data, at each ``--guidance`` value, at the top level alone and through the full model (accuracy
-  vs chance, balanced accuracy and per-class recall); a classifier on the raw recordings too;
+  the VQ-VAE renders them (its settings chosen by cross-validation on those clips, grouped by
+  piece), classifies clips generated for every (artist, genre) pair of the training data, at each
+  ``--guidance`` value, at the top level alone and through the full model (accuracy vs chance,
+  balanced accuracy and per-class recall); a classifier on the raw recordings too;
 - lyrics: median error (s) of the alignment exported for the held-out songs with timed lyrics (and
   those of --lyrics-songs), with the windows sampling uses, against the linear rule, for every
   width of the alignment's prior (the width chosen on the training songs), with a 90 % interval
@@ -31,7 +32,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from clip_classifier import SR, fit, mel_features, real_clips, recognition, through_codec  # beside this script
+from clip_classifier import (  # beside this script
+    METRICS,
+    SR,
+    choose,
+    fit,
+    mel_features,
+    real_clips,
+    recognition,
+    through_codec,
+)
 from lyric_songs import lyric_songs  # benchmarks/lyric_songs.py, beside this script
 from tqdm import tqdm
 
@@ -221,6 +231,7 @@ def conditioning_quality(
     rendered by the VQ-VAE at the level the generated clip is decoded from (the top level alone, or
     the full model down to level 0). The first cannot tell even the VQ-VAE's renderings of real
     held-out clips apart; the second measures what the priors add, against what the codec keeps.
+    Each classifier's settings are ``clip_classifier.choose``'s: the real training clips alone decide.
 
     ``clips_dir`` keeps the generated clips (a folder per guidance and request), so that a later
     run on the same bundle reads them back instead of sampling them again. Request k is sampled
@@ -231,12 +242,10 @@ def conditioning_quality(
     train, held = (real_clips(runs, entries, split[part], step) for part in ("train", "validation"))
     vq = load_vqvae(runs / "vqvae")
     levels = (vq.config.levels - 1, 0)
-    feats = {
-        "audio": {part: [mel_features(a) for a, _, _ in rows] for part, rows in (("train", train), ("held", held))}
-    }
+    feats = {"audio": {part: [mel_features(a) for a, *_ in rows] for part, rows in (("train", train), ("held", held))}}
     for lv in levels:
         feats[f"vqvae_level_{lv}"] = {
-            part: [mel_features(through_codec(vq, a, lv)) for a, _, _ in rows]
+            part: [mel_features(through_codec(vq, a, lv)) for a, *_ in rows]
             for part, rows in (("train", train), ("held", held))
         }
     train_paths = {str(Path(p).resolve()) for p in split["train"]}
@@ -257,9 +266,15 @@ def conditioning_quality(
         classes = sorted({r[column] for r in train})
         out = {"chance": round(1 / len(classes), 3)}
         for name, f in feats.items():
-            clf = fit(f["train"], [r[column] for r in train])
+            labels = [r[column] for r in train]
+            settings, table = choose(f["train"], labels, [r[3] for r in train], METRICS[kind])
+            clf = fit(f["train"], labels, **settings)
             entry = {
-                "real_held_out": round(float(np.mean(clf.predict(np.array(f["held"])) == [r[column] for r in held])), 3)
+                "settings": settings,
+                "cross_validation": table,
+                "real_held_out": round(
+                    float(np.mean(clf.predict(np.array(f["held"])) == [r[column] for r in held])), 3
+                ),
             }
             if name == "audio":  # the codec alone already defeats it: real clips through the VQ-VAE
                 for lv in levels:
