@@ -61,14 +61,17 @@ from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
 
 
-def _guidance(value: str) -> float | None:
-    """A --guidance value: a number for every level, or 'default' (each level's own, as `openjukebox
-    sample` without --guidance)."""
-    return None if value == "default" else float(value)
+def _guidance(value: str) -> float | tuple[float, ...] | None:
+    """A --guidance value: a number for every level, numbers from the top level down ("3,1,1"), or
+    'default' (each level's own, as `openjukebox sample` without --guidance)."""
+    if value == "default":
+        return None
+    values = tuple(float(v) for v in value.split(","))
+    return values[0] if len(values) == 1 else values
 
 
-def _name(g: float | None) -> str:
-    return "default" if g is None else f"{g:g}"
+def _name(g: float | tuple[float, ...] | None) -> str:
+    return "default" if g is None else ",".join(f"{v:g}" for v in g) if isinstance(g, tuple) else f"{g:g}"
 
 
 def _is_real(entry: dict) -> bool:
@@ -193,7 +196,7 @@ def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | None) ->
         "guidance_per_level": {str(lv): b.guidance(lv, g) for lv in b.prior_dirs},
         "seconds": seconds,
         "clips": clips,
-        "guidance": g,
+        "guidance": list(g) if isinstance(g, tuple) else g,  # as clips.json reads back
     }
 
 
@@ -391,7 +394,8 @@ def main() -> None:
         type=_guidance,
         nargs="+",
         default=[1.0, 3.0, None],
-        help="guidance values to compare: numbers (every level) or 'default' (each level's own; the default "
+        help="guidance values to compare: numbers (every level), numbers per level from the top down (3,1,1), "
+        "or 'default' (each level's own; the default "
         "is 1 3 default); the audio measures take the last",
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")

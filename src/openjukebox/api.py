@@ -10,7 +10,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +161,7 @@ def sample(
     label_seconds: float | None = None,
     lyrics_file: str | os.PathLike | None = None,
     alignment_head: tuple[int, int] | None = None,
-    guidance: float | None = None,
+    guidance: float | Sequence[float] | None = None,
     quantize: str = "none",
     fast: bool = True,
     on_progress: Callable[[Progress], None] | None = None,
@@ -182,9 +182,9 @@ def sample(
     else from the most monotonic head.
 
     ``guidance`` > 1 strengthens artist and genre (classifier-free guidance: each token's logits
-    are pushed away from those under unknown labels; twice the work on those levels), on every
-    level. Default: 3 on the top level when its prior was trained with label dropout, else 1
-    (none); the upsamplers 1.
+    are pushed away from those under unknown labels; twice the work on those levels): one value for
+    every level, or one per level from the top down. Default: 3 on every level whose prior was
+    trained with label dropout, else 1 (none).
 
     ``quantize="int8"`` samples with int8 weights in the priors' transformers (CPU only; faster for
     priors of width 512 and more, slower for small ones). ``fast=False`` takes the reference

@@ -192,6 +192,8 @@ ROWS = [
     Row("segments-0", S + " --segments 0", "--segments"),
     Row("segments-fraction", S + " --segments 2.5", "--segments"),
     Row("guidance-nan", S + " --guidance nan", "--guidance"),
+    Row("guidance-per-level-count", S + " --guidance 3,1", "guidance values for a bundle of"),
+    Row("guidance-per-level-empty", S + " --guidance 3,,1", "--guidance"),
     Row("seed-negative", S.replace("--seed 1", "--seed -1"), "--seed"),
     Row("seed-fraction", S.replace("--seed 1", "--seed 1.5"), "--seed"),
     Row("alignment-head-three-parts", S + " --alignment-head 1:2:3", "--alignment-head"),

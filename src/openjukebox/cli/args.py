@@ -60,6 +60,12 @@ port = number(int, 1, 65535)
 world_size = number(int, 1, unit=" of ranks")
 
 
+def guidance(text: str) -> float | tuple[float, ...]:
+    """``G`` for every level, or ``G,G,G``: one per level from the top down; each above 0."""
+    values = tuple(positive_float(part.strip()) for part in text.split(","))
+    return values[0] if len(values) == 1 else values
+
+
 def layer_head(text: str) -> tuple[int, int]:
     """``LAYER:HEAD``, two whole numbers of 0 or more."""
     parts = text.split(":")

@@ -77,6 +77,8 @@ def describe_model(model: str | os.PathLike | None) -> str:
         if same:
             lines.append("  artists and genres: as above")
         shown = _names(vocab)
-    if bundle.guidance(bundle.top, None) != 1.0:
-        lines.append(f"guidance by default on level {bundle.top} (the top prior, trained with label dropout)")
+    guided = [str(lv) for lv in sorted(bundle.configs, reverse=True) if bundle.guidance(lv, None) != 1.0]
+    if guided:
+        levels = f"level{'s' * (len(guided) > 1)} {', '.join(guided)}"
+        lines.append(f"guidance by default on {levels} (trained with label dropout)")
     return "\n".join(lines)

@@ -109,9 +109,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--guidance",
-        type=A.positive_float,
-        help="classifier-free guidance on artist and genre, on every level: 1 none, 2-5 stronger "
-        "(default: 3 on the top level when its prior was trained with --label-dropout, else 1; upsamplers 1)",
+        type=A.guidance,
+        help="classifier-free guidance on artist and genre: 1 none, 2-5 stronger; one number for every level, "
+        "or one per level from the top down (3,1,1 guides the top prior only, faster) (default: 3 on every "
+        "level whose prior was trained with --label-dropout, else 1)",
     )
     p.add_argument("--seed", type=A.seed, help="random seed (default: a new one, printed and saved in metadata.json)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
