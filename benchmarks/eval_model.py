@@ -1,7 +1,7 @@
 """Quality of a complete model, measured: codec, priors, conditioning and lyric alignment.
 
     pip install -e '.[eval]'
-    python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3 default]
+    python benchmarks/eval_model.py --runs WORK [--clips 4] [--seconds 4] [--guidance 1 3,1,1 default]
         [--clips-dir DIR] [--out WORK/quality.json]
 
 WORK is the folder of ``recipes/music_model.sh``: vqvae/, top/ (or the run ``--top`` names, such
@@ -393,10 +393,10 @@ def main() -> None:
         "--guidance",
         type=_guidance,
         nargs="+",
-        default=[1.0, 3.0, None],
+        default=[1.0, (3.0, 1.0, 1.0), None],
         help="guidance values to compare: numbers (every level), numbers per level from the top down (3,1,1), "
         "or 'default' (each level's own; the default "
-        "is 1 3 default); the audio measures take the last",
+        "is 1 3,1,1 default); the audio measures take the last",
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
