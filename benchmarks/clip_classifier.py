@@ -81,20 +81,24 @@ def fit(features: list, labels: list, C: float = 1.0, class_weight: str | None =
 
 def choose(features: list, labels: list, groups: list, metric: str, folds: int = 5) -> tuple[dict, list[dict]]:
     """The candidate settings with the best mean ``metric`` over ``folds`` grouped folds (no group
-    in two folds), and every candidate's scores: [{"settings", "folds", "mean"}]."""
+    in two folds; fewer folds when there are fewer groups), and every candidate's scores:
+    [{"settings", "folds", "mean"}]. With a single group nothing can be held out: the first
+    candidate, and no scores."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
     from sklearn.model_selection import GroupKFold
 
     score = {"accuracy": accuracy_score, "balanced_accuracy": balanced_accuracy_score}[metric]
     x, y = np.array(features), np.array(labels)
-    splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
-    table = []
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        return CANDIDATES[0], []
+    splits = list(GroupKFold(n_splits=min(folds, n_groups)).split(x, y, groups))
+    table, means = [], []
     for settings in CANDIDATES:
         scores = [float(score(y[te], fit(x[tr], y[tr], **settings).predict(x[te]))) for tr, te in splits]
-        table.append(
-            {"settings": settings, "folds": [round(v, 3) for v in scores], "mean": round(float(np.mean(scores)), 3)}
-        )
-    best = max(range(len(table)), key=lambda i: (table[i]["mean"], -i))
+        means.append(float(np.mean(scores)))
+        table.append({"settings": settings, "folds": [round(v, 3) for v in scores], "mean": round(means[-1], 3)})
+    best = max(range(len(table)), key=lambda i: (means[i], -i))  # the first of equal means
     return CANDIDATES[best], table
 
 

@@ -143,7 +143,7 @@ def audio_quality(
     entries: dict[str, dict],
     clips: int,
     seconds: float,
-    guidance: float | None,
+    guidance: float | tuple[float, ...] | None,
     segments: int = 1,
 ) -> dict:
     """Does it sound like music? The audio measures (``openjukebox.audio.measures``) of generated
@@ -186,7 +186,7 @@ def audio_quality(
     return out
 
 
-def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | None) -> dict:
+def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | tuple[float, ...] | None) -> dict:
     """What identifies a request's clips besides its labels and seed: the bundle's models (by the
     hash of their weights), each level's guidance as sampling resolves it, the length and count."""
     b = Bundle(bundle)
@@ -223,7 +223,7 @@ def conditioning_quality(
     bundle: Path,
     clips: int,
     seconds: float,
-    guidances: list[float | None],
+    guidances: list[float | tuple[float, ...] | None],
     clips_dir: Path | None = None,
     first_seed: int = 100,
 ) -> dict:

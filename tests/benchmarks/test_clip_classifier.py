@@ -55,3 +55,10 @@ def test_ties_keep_the_first_candidate_the_setting_of_earlier_figures(clf):
     best, table = clf.choose(x, y, list(range(40)), "accuracy")
     assert all(t["mean"] == 1.0 for t in table)
     assert best == clf.CANDIDATES[0] == {"C": 1.0, "class_weight": None}
+
+
+def test_few_pieces_give_fewer_folds_and_one_piece_none(clf):
+    x, y, _ = _imbalanced()
+    _, table = clf.choose(x, y, [i % 3 for i in range(len(y))], "accuracy")  # 3 pieces: 3 folds
+    assert all(len(t["folds"]) == 3 for t in table)
+    assert clf.choose(x, y, [0] * len(y), "accuracy") == (clf.CANDIDATES[0], [])

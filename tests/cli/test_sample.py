@@ -223,7 +223,7 @@ def test_every_level_trained_with_label_dropout_is_guided_by_default_and_levels_
 
 
 def test_segments_change_only_the_upsampled_levels_and_a_preview_continues_down_with_them(
-    bundle, tmp_path, monkeypatch
+    bundle, tmp_path, monkeypatch, capsys
 ):
     def run(out, *extra):
         base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "4"]
@@ -247,3 +247,6 @@ def test_segments_change_only_the_upsampled_levels_and_a_preview_continues_down_
     monkeypatch.setattr("openjukebox.sampling.song.sample_window", no_sampling)
     assert run(tmp_path / "four", "--segments", "4") == 0  # the same command again: nothing to sample
     assert run(tmp_path / "four", "--segments", "2") == 2  # levels already sampled keep their settings
+    assert "different level-1 settings: segments 4 there, 2 now; level-0 settings: segments 4 there, 2 now" in (
+        capsys.readouterr().err
+    )

@@ -96,7 +96,7 @@ def test_the_audio_and_conditioning_figures_are_those_measured():
     for label in (genre, artist):
         best = max(label["cross_validation"], key=lambda t: t["mean"])
         assert label["settings"] == best["settings"] == {"C": 10.0, "class_weight": None}
-    assert "It chose C = 10 without class weights for both labels" in card
+    assert "It chose C = 10 without class weights for both labels on the codec's renderings" in card
     assert (
         f"| {pct(max(t['mean'] for t in artist['cross_validation']))} | | "
         f"**{pct(artist[default]['balanced_accuracy'])}**" in card

@@ -111,7 +111,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
         "--guidance",
         type=A.guidance,
         help="classifier-free guidance on artist and genre: 1 none, 2-5 stronger; one number for every level, "
-        "or one per level from the top down (3,1,1 guides the top prior only, faster) (default: 3 on every "
+        "or one per level from the top down (3,1,1 guides only the top of 3 levels, faster) (default: 3 on every "
         "level whose prior was trained with --label-dropout, else 1)",
     )
     p.add_argument("--seed", type=A.seed, help="random seed (default: a new one, printed and saved in metadata.json)")

@@ -10,6 +10,7 @@ Configs and vocabularies are read up front (cheap); weights load one level at a 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Sequence
@@ -247,11 +248,15 @@ class Bundle:
 
     def guidance(self, level: int, requested: float | Sequence[float] | None) -> float:
         """The guidance to sample ``level`` with: ``requested`` (one value for every level, or one per
-        level from the top down), else DEFAULT_GUIDANCE for a prior trained with label dropout (it
-        knows the unconditional side), else 1 (none). A guided level costs about twice as much. On
-        the default model, guiding the upsamplers too carried the artist and the genre better than
-        guiding the top prior alone (its model card), so every level trained for it is guided."""
-        if requested is not None and not isinstance(requested, (int, float)):
+        level from the top down, None for a level's default), else DEFAULT_GUIDANCE for a prior
+        trained with label dropout (it knows the unconditional side), else 1 (none). A guided level
+        does twice the work (on small batches it costs less than twice the time). On the default
+        model, guiding the upsamplers too carried the artist better than guiding the top prior
+        alone (its model card), so every level trained for it is guided; on an earlier default
+        model it cost pitched frames."""
+        if requested is not None and not isinstance(requested, numbers.Real):
+            if isinstance(requested, (str, bytes)) or not isinstance(requested, Sequence):
+                raise UserError(f"guidance must be a number or a list of numbers, one per level; got {requested!r}")
             values, levels = list(requested), sorted(self.configs, reverse=True)
             if len(values) != len(levels):
                 raise UserError(
@@ -260,11 +265,12 @@ class Bundle:
                     f"{',1' * (len(levels) - 1)} guides the top prior only)"
                 )
             requested = values[levels.index(level)]
-        if requested is not None:
-            if not math.isfinite(requested) or requested <= 0:
-                raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested}")
-            return float(requested)
-        return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
+        if requested is None:
+            return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
+        number = isinstance(requested, numbers.Real) and not isinstance(requested, bool)
+        if not (number and requested > 0 and math.isfinite(requested)):
+            raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested!r}")
+        return float(requested)
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
         """The prior of ``level``, with the adapter merged into it when it is the adapter's level."""

@@ -168,10 +168,14 @@ def _resume_state(path: str | os.PathLike, run: dict) -> CodesFile | None:
     if saved is not None:  # settings count for the levels begun; the others may be sampled otherwise
         begun, defaults = {str(lv) for lv in state.codes}, dataclasses.asdict(LevelSettings())
         of = lambda d: {lv: {**defaults, **v} for lv, v in d.get("settings", {}).items() if lv in begun}  # noqa: E731
-        changed += [] if of(saved) == of(run) else ["settings"]
+        before, now = of(saved), of(run)
+        for lv in sorted(before, reverse=True):
+            was, new = before[lv], now.get(lv, {})
+            diff = [f"{k} {was[k]!r} there, {new.get(k)!r} now" for k in was if was[k] != new.get(k)]
+            changed += [f"level-{lv} settings: {', '.join(diff)}"] if diff else []
     if changed:
         raise ValueError(
-            f"{path} holds another sampling run (different {', '.join(changed)}); "
+            f"{path} holds another sampling run (different {'; '.join(changed)}); "
             "use a new output, or the same settings to resume it"
         )
     return state
