@@ -210,6 +210,10 @@ def test_every_level_trained_with_label_dropout_is_guided_by_default_and_levels_
     assert [b.guidance(lv, (3.0, 1.0, 1.5)) for lv in (2, 1, 0)] == [3.0, 1.0, 1.5]  # from the top down
     with pytest.raises(UserError, match=r"2 guidance values for a bundle of 3 levels.*e\.g\. 3,1,1 guides the top"):
         b.guidance(2, (3.0, 1.0))
+    assert [b.guidance(lv, (2.0, 1.5, None)) for lv in (2, 1, 0)] == [2.0, 1.5, DEFAULT_GUIDANCE]  # None: its default
+    for bad in ("3,1,1", True, (3.0, "1", 1.0)):
+        with pytest.raises(UserError, match="guidance must be"):
+            b.guidance(1, bad)
     assert "guidance by default on levels 2, 0 (trained with label dropout)" in describe_model(guided)
 
     base = ["-q", "sample", "--model", str(guided), "--artist", "Ada Lovelace", "--genre", "organ", "--seconds", "1.2"]
