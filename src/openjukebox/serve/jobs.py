@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +43,9 @@ FINISHED = ("done", "failed", "cancelled")
 MAX_SECONDS = 900  # the longest song a job may ask for: the shipped model times songs to under 15 minutes
 
 
+Guidance = Annotated[float, Field(gt=0, le=20)]
+
+
 class JobRequest(BaseModel):
     """What to generate. ``source_job`` + ``source_sample``: start from that finished job's top-level
     codes of one song (the kept candidate): shorter than ``seconds`` it is extended, as long it is
@@ -55,7 +59,9 @@ class JobRequest(BaseModel):
     lyrics: str | None = Field(None, max_length=20_000, description="plain text, or LRC ([mm:ss.xx] lines)")
     seed: int | None = Field(None, ge=0, lt=2**31)
     temperature: float = Field(0.99, gt=0, le=10)
-    guidance: float | None = Field(None, gt=0, le=20)
+    guidance: Guidance | list[Guidance] | None = Field(
+        None, description="one value for every level, or one per level from the top down (3, 1, 1: the top only)"
+    )
     n_samples: int = Field(1, ge=1, le=8)
     segments: int = Field(
         1, ge=1, le=64, description="sample each upsampled level in up to this many stretches side by side (faster)"
@@ -170,6 +176,7 @@ class JobStore:
         """Refuse, with one line each, what would fail in the worker: names, lengths, sources, lyrics."""
         b = self.bundle
         b.labels(1, request.artist, request.genre)
+        b.guidance(b.top, request.guidance)  # a list of the wrong length
         if request.source_job is None and request.seconds is None:
             raise UserError("say how long the song should be (seconds)")
         if request.seconds is not None or request.label_seconds is not None:
