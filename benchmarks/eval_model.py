@@ -50,6 +50,7 @@ from openjukebox.audio.dataset import held_out_pieces, read_sources
 from openjukebox.audio.io import load_audio, save_audio
 from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae, model_id
+from openjukebox.cli.args import guidance as guidance_arg
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
 from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
@@ -62,12 +63,9 @@ from openjukebox.training.metrics import read_csv
 
 
 def _guidance(value: str) -> float | tuple[float, ...] | None:
-    """A --guidance value: a number for every level, numbers from the top level down ("3,1,1"), or
-    'default' (each level's own, as `openjukebox sample` without --guidance)."""
-    if value == "default":
-        return None
-    values = tuple(float(v) for v in value.split(","))
-    return values[0] if len(values) == 1 else values
+    """A --guidance value: as `openjukebox sample --guidance` takes it (a number for every level, or
+    numbers from the top level down, "3,1,1"), or 'default' (each level's own, as without it)."""
+    return None if value == "default" else guidance_arg(value)
 
 
 def _name(g: float | tuple[float, ...] | None) -> str:
