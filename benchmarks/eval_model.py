@@ -57,7 +57,7 @@ from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
 from openjukebox.sampling.alignment import ALIGN_SPREAD, timing_errors
-from openjukebox.sampling.bundle import Bundle
+from openjukebox.sampling.bundle import DEFAULT_GUIDANCE, Bundle
 from openjukebox.training.loop import TrainConfig
 from openjukebox.training.metrics import read_csv
 
@@ -66,6 +66,13 @@ def _guidance(value: str) -> float | tuple[float, ...] | None:
     """A --guidance value: as `openjukebox sample --guidance` takes it (a number for every level, or
     numbers from the top level down, "3,1,1"), or 'default' (each level's own, as without it)."""
     return None if value == "default" else guidance_arg(value)
+
+
+def default_guidances(bundle: Bundle) -> list[float | tuple[float, ...] | None]:
+    """What --guidance compares by default: none, the top prior alone guided (as the default was
+    before every level was), and each level's default; one value per level of ``bundle``."""
+    top_only = (DEFAULT_GUIDANCE,) + (1.0,) * (len(bundle.prior_dirs) - 1)
+    return [1.0, top_only if len(top_only) > 1 else DEFAULT_GUIDANCE, None]
 
 
 def _name(g: float | tuple[float, ...] | None) -> str:
@@ -391,10 +398,9 @@ def main() -> None:
         "--guidance",
         type=_guidance,
         nargs="+",
-        default=[1.0, (3.0, 1.0, 1.0), None],
         help="guidance values to compare: numbers (every level), numbers per level from the top down (3,1,1), "
-        "or 'default' (each level's own; the default "
-        "is 1 3,1,1 default); the audio measures take the last",
+        "or 'default' (each level's own); by default 1, the top prior alone guided (3,1,1 for 3 levels) and "
+        "'default'; the audio measures take the last",
     )
     p.add_argument("--seconds", type=float, default=4.0, help="length of the conditioning clips")
     p.add_argument("--audio-seconds", type=float, default=10.0, help="length of the clips the audio measures hear")
@@ -420,6 +426,7 @@ def main() -> None:
     args = p.parse_args()
     runs = Path(args.runs)
     bundle = args.bundle or runs / "bundle"
+    args.guidance = args.guidance or default_guidances(Bundle(bundle))
     entries = _manifest(runs / "all.jsonl")
     parts = {
         "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),

@@ -81,3 +81,14 @@ def test_prior_quality_reads_the_kept_best_step_else_the_last(eval_model, tmp_pa
     (tmp_path / "best").mkdir()
     (tmp_path / "best" / "config.json").write_text('{"trained_steps": 250}')
     assert eval_model.prior_quality(tmp_path) == {"bits_per_token": 3.2, "unigram_bits": 8.6, "align_bits": 4.5}
+
+
+@pytest.mark.parametrize(
+    ("levels", "top_only", "name"), [(3, (3.0, 1.0, 1.0), "3,1,1"), (2, (3.0, 1.0), "3,1"), (1, 3.0, "3")]
+)
+def test_default_guidances_guide_the_top_prior_alone_at_every_bundle_depth(eval_model, levels, top_only, name):
+    class Bundle:  # what default_guidances reads of a bundle
+        prior_dirs = {lv: Path(f"level_{lv}") for lv in range(levels)}
+
+    assert eval_model.default_guidances(Bundle()) == [1.0, top_only, None]
+    assert eval_model._name(top_only) == name  # the clips folder: guidance_3,1,1 for the shipped model
