@@ -79,9 +79,9 @@ def main() -> None:
         song = read_lyrics(entry, path, tokenizer)
         codes = encode(path, vq_dir, levels=[2]).codes[2]
         by_spread, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,), spreads=(0.0,))
-        error = by_spread[0.0]  # the attention alone: sampling's prior width was chosen on the shipped model
+        error = np.abs(by_spread[0.0])  # the attention alone: sampling's prior width was chosen on the shipped model
         errors.extend(error)
-        linear_errors.extend(linear)
+        linear_errors.extend(np.abs(linear))
     errors, linear_errors = np.array(errors), np.array(linear_errors)
     print(
         f"{args.preset}, {lc.n_tokens} lyric tokens per window: {len(errors)} held-out characters, "

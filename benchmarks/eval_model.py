@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from alignment_blend import WEIGHTS, cross_fitted, median_error  # beside this script
 from clip_classifier import (  # beside this script
     METRICS,
     SR,
@@ -333,7 +334,7 @@ def lyrics_quality(
     vocab = LabelVocab.from_dict(doc["vocab"])
 
     def measure(chosen: list, with_timed_windows: bool) -> dict[str, list]:
-        """Per key (a spread, the linear rule, timed windows): one array of character errors per song."""
+        """Per key (a spread, the linear rule, timed windows): one array of signed character errors per song."""
         errors = {"linear_rule": [], "timed_windows": []} | {spread: [] for spread in SPREADS}
         for path, entry in tqdm(chosen, desc="alignment", leave=False):
             song = read_lyrics(entry, path, tokenizer)
@@ -349,25 +350,41 @@ def lyrics_quality(
                 errors["timed_windows"].append(alone)
         return errors
 
-    median = lambda songs: round(float(np.median(np.concatenate(songs))), 3)  # noqa: E731
-
     def interval(a: list, b: list, draws: int = 2000) -> list[float]:
         """90 % interval of median(a) - median(b) over the songs drawn with replacement (paired)."""
         rng = np.random.default_rng(0)
         picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
-        pooled = lambda songs, k: np.median(np.concatenate([songs[i] for i in k]))  # noqa: E731
+        pooled = lambda songs, k: np.median(np.abs(np.concatenate([songs[i] for i in k])))  # noqa: E731
         diffs = [pooled(a, k) - pooled(b, k) for k in picks]
         return [round(float(x), 3) + 0.0 for x in np.percentile(diffs, [5, 95])]  # + 0.0: no -0.0
 
+    median = lambda songs: round(float(np.median(np.abs(np.concatenate(songs)))), 3)  # noqa: E731
     train = measure(training, False) if training else {}
-    chosen = min(SPREADS, key=lambda s: np.median(np.concatenate(train[s]))) if training else ALIGN_SPREAD
+    chosen = min(SPREADS, key=lambda s: np.median(np.abs(np.concatenate(train[s])))) if training else ALIGN_SPREAD
     errors = measure(songs, True)
+    pieces = [e.get("piece") or path for path, e in songs]
+    blend = cross_fitted(errors[ALIGN_SPREAD], errors["linear_rule"], pieces) if len(set(pieces)) > 1 else None
     lc = prior.cfg.lyrics
     return {
         "plain_text_windows_median_error_s": median(errors[ALIGN_SPREAD]),
         "timed_windows_median_error_s": median(errors["timed_windows"]),
         "linear_rule_median_error_s": median(errors["linear_rule"]),
         "plain_text_minus_linear_90pct_interval_s": interval(errors[ALIGN_SPREAD], errors["linear_rule"]),
+        "blend_with_linear_rule": {  # docs/measurements/alignment_blend_rule.md
+            "held_out_median_error_s_by_weight": {
+                str(w): round(median_error(errors[ALIGN_SPREAD], errors["linear_rule"], w), 3) for w in WEIGHTS
+            },
+            "cross_fitted_median_error_s": median(blend["errors"]) if blend else None,
+            "cross_fitted_minus_linear_90pct_interval_s": interval(blend["errors"], errors["linear_rule"])
+            if blend
+            else None,
+            "weights_chosen_per_fold": blend["weights"] if blend else None,
+            "training_median_error_s_by_weight": {  # reported only: the head trained on these songs' times
+                str(w): round(median_error(train[ALIGN_SPREAD], train["linear_rule"], w), 3) for w in WEIGHTS
+            }
+            if training
+            else {},
+        },
         "spread_s": ALIGN_SPREAD,
         "spread_chosen_on_training_songs_s": chosen,
         "held_out_median_error_s_by_spread": {str(s): median(errors[s]) for s in SPREADS},

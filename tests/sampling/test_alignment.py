@@ -30,8 +30,8 @@ def test_timing_errors_choose_windows_as_sampling_from_plain_text_does(monkeypat
     codes = torch.zeros(1, 640, dtype=torch.long)  # 640 codes x 128 / 22050 = 3.7 s
     errors, linear = alignment.timing_errors(SimpleNamespace(cfg=cfg), None, codes, song, spreads=(0.0,))
     assert seen[-1] == SongLyrics((3, 4, 5)) and seen[-1].times is None
-    np.testing.assert_allclose(errors[0.0], [0.5, 0.0, 2.0])
-    np.testing.assert_allclose(linear, np.abs(np.arange(3) / 3 * 640 * 128 / 22050 - [0.5, 1.0, 4.0]))
+    np.testing.assert_allclose(errors[0.0], [-0.5, 0.0, -2.0])  # aligned minus true: signed
+    np.testing.assert_allclose(linear, np.arange(3) / 3 * 640 * 128 / 22050 - [0.5, 1.0, 4.0])
     alignment.timing_errors(SimpleNamespace(cfg=cfg), None, codes, song, windows_from_times=True)
     assert seen[-1] is song
 

@@ -50,14 +50,14 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     codes = encode(path, vqvae, levels=[2]).codes[2]
     spreads = (ALIGN_SPREAD, 0.0)  # each width scored from the same pass, whatever their order
     by_spread, linear = timing_errors(prior, tokenizer, codes, song, artist=1, genres=(1,), spreads=spreads)
-    errors = by_spread[0.0]
+    errors = np.abs(by_spread[0.0])
     assert not np.array_equal(by_spread[ALIGN_SPREAD], errors)  # the prior around the linear rule moves the path
     seconds = codes.shape[1] * prior.cfg.hop_length / 22050
     assert errors.shape == linear.shape == (len(song.tokens),)
     assert 0 <= errors.min() and errors.max() <= seconds
     assert linear[0] == 0.0  # the first letter is sung at 0 s, where the linear rule puts it
     truth = np.array(song.times)
-    np.testing.assert_allclose(linear, np.abs(np.arange(len(truth)) / len(truth) * seconds - truth))
+    np.testing.assert_allclose(linear, np.arange(len(truth)) / len(truth) * seconds - truth)
     # the windows' characters are chosen as sampling chooses them from plain text: the true times
     # only score the result (shifted past the song's end, the alignment itself does not move)
     late, later = (dataclasses.replace(song, times=tuple(t + s for t in song.times)) for s in (100.0, 200.0))
@@ -65,10 +65,10 @@ def test_lyrics_prior_trains_on_timed_lyrics_and_picks_its_alignment_head(
     e_later = timing_errors(prior, tokenizer, codes, later, artist=1, genres=(1,), spreads=spreads)[0]
     for spread in spreads:  # neither the windows nor the prior's centres come from the true times
         np.testing.assert_allclose(
-            np.array(late.times) - e_late[spread], np.array(later.times) - e_later[spread], atol=1e-6
+            np.array(late.times) + e_late[spread], np.array(later.times) + e_later[spread], atol=1e-6
         )
-        aligned = np.array(late.times) - e_late[spread]
-        assert np.all(np.isclose(np.abs(aligned - truth), by_spread[spread], atol=1e-6))  # the song's alignment
+        aligned = np.array(late.times) + e_late[spread]
+        np.testing.assert_allclose(aligned - truth, by_spread[spread], atol=1e-6)  # the song's alignment
 
 
 def test_the_alignment_loss_teaches_its_head_the_sung_characters(sung_manifest, trained_vqvae, tmp_path):

@@ -106,9 +106,10 @@ def timing_errors(
     """How far the alignment of a song with known character times is from the truth, in seconds.
 
     ``codes`` (1, T): the song's true top-level codes; ``song``: its timed lyrics. Returns the
-    absolute error of every character's aligned start time for each of ``spreads`` (the prior
-    around the windows' placement, see ``align_songs``), and that of the linear rule (the
-    characters spread evenly over the song), the baseline an alignment has to beat.
+    signed error (aligned minus true start time) of every character for each of ``spreads`` (the
+    prior around the windows' placement, see ``align_songs``), and that of the linear rule (the
+    characters spread evenly over the song), the baseline an alignment has to beat. Signed, so
+    that a weighted mean of two alignments can be scored too (its error is that mean of theirs).
 
     Each window's characters are chosen as sampling from plain-text lyrics chooses them (by the
     characters' even spread over the song), so the true times are used only to score the result;
@@ -130,6 +131,6 @@ def timing_errors(
         aligned = alignment  # the attention alone
         if spread and expected is not None:
             aligned = Alignment.from_matrix(text, matrix, used["frame_seconds"], expected, spread)
-        errors[spread] = np.abs(np.array(aligned.times) - truth)
+        errors[spread] = np.array(aligned.times) - truth
     linear = np.arange(len(truth)) / len(truth) * seconds
-    return errors, np.abs(linear - truth)
+    return errors, linear - truth

@@ -1,0 +1,47 @@
+"""benchmarks/alignment_blend.py: a blend of the attention's and the linear rule's times, its weight
+chosen on the other fold of pieces only."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "alignment_blend.py"
+
+
+@pytest.fixture(scope="module")
+def blend():
+    spec = importlib.util.spec_from_file_location("alignment_blend", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_errors_that_cancel_are_blended_away_and_the_median_is_of_absolute_errors(blend):
+    attention, linear = [np.array([1.0, -2.0, 3.0])], [np.array([-1.0, 2.0, -3.0])]
+    assert blend.median_error(attention, linear, 1.0) == 2.0  # |1|, |-2|, |3|
+    assert blend.median_error(attention, linear, 0.0) == 2.0
+    assert blend.median_error(attention, linear, 0.5) == 0.0  # opposite errors: the mean is right
+    assert blend.median_error(attention, linear, 0.75) == 1.0  # 0.5, -1, 1.5
+
+
+def test_each_fold_is_timed_with_the_weight_the_other_fold_chose(blend):
+    # pieces a, c (fold 0) favour the attention; b, d (fold 1) the linear rule
+    good, bad = np.array([0.1, -0.1]), np.array([5.0, -5.0])
+    attention = [good, bad, good, bad]
+    linear = [bad, good, bad, good]
+    out = blend.cross_fitted(attention, linear, ["a", "b", "c", "d"])
+    # fold 0 gets fold 1's choice (the linear rule), fold 1 gets fold 0's (the attention): both wrong
+    assert out["weights"] == [0.0, 1.0]
+    for errors in out["errors"]:
+        np.testing.assert_allclose(errors, [5.0, 5.0])
+
+
+def test_songs_of_one_piece_stay_in_one_fold_and_ties_keep_the_linear_rule(blend):
+    same = [np.array([1.0]), np.array([1.0]), np.array([2.0])]
+    out = blend.cross_fitted(same, same, ["x", "x", "y"])  # every weight ties: the first, the linear rule
+    assert out["weights"] == [0.0, 0.0]
+    np.testing.assert_allclose(np.concatenate(out["errors"]), [1.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="2 pieces or more"):
+        blend.cross_fitted(same, same, ["x", "x", "x"])
