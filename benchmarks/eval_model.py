@@ -37,8 +37,8 @@ from clip_classifier import (  # beside this script
     METRICS,
     SR,
     choose,
+    clip_features,
     fit,
-    mel_features,
     real_clips,
     recognition,
     through_codec,
@@ -251,10 +251,10 @@ def conditioning_quality(
     train, held = (real_clips(runs, entries, split[part], step) for part in ("train", "validation"))
     vq = load_vqvae(runs / "vqvae")
     levels = (vq.config.levels - 1, 0)
-    feats = {"audio": {part: [mel_features(a) for a, *_ in rows] for part, rows in (("train", train), ("held", held))}}
+    feats = {"audio": {part: [clip_features(a) for a, *_ in rows] for part, rows in (("train", train), ("held", held))}}
     for lv in levels:
         feats[f"vqvae_level_{lv}"] = {
-            part: [mel_features(through_codec(vq, a, lv)) for a, *_ in rows]
+            part: [clip_features(through_codec(vq, a, lv)) for a, *_ in rows]
             for part, rows in (("train", train), ("held", held))
         }
     train_paths = {str(Path(p).resolve()) for p in split["train"]}
@@ -268,7 +268,7 @@ def conditioning_quality(
                 folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
                 files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": first_seed + k})
                 for lv in levels:
-                    generated[g][lv] += [(mel_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
+                    generated[g][lv] += [(clip_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
     result["first_seed"] = first_seed
     for column, kind in ((2, "artist"), (1, "genre")):

@@ -32,7 +32,8 @@ def test_the_targets_metric_decides_between_weighted_and_unweighted_classes(clf)
     by_balance, table = clf.choose(x, y, groups, "balanced_accuracy")
     assert by_accuracy["class_weight"] is None  # the rare class costs accuracy when weighted up
     assert by_balance["class_weight"] == "balanced"
-    means = {(t["settings"]["C"], t["settings"]["class_weight"]): t["mean"] for t in table}
+    mel = [t for t in table if t["settings"]["features"] == "mel"]  # one column: both sets alike
+    means = {(t["settings"]["C"], t["settings"]["class_weight"]): t["mean"] for t in mel}
     assert means[(by_balance["C"], "balanced")] == max(means.values())
     assert max(v for (_, w), v in means.items() if w is None) < 0.6 < means[(by_balance["C"], "balanced")]
     assert len(table) == len(clf.CANDIDATES) and all(len(t["folds"]) == 5 for t in table)
@@ -54,7 +55,7 @@ def test_ties_keep_the_first_candidate_the_setting_of_earlier_figures(clf):
     y = np.array(["low"] * 20 + ["high"] * 20)
     best, table = clf.choose(x, y, list(range(40)), "accuracy")
     assert all(t["mean"] == 1.0 for t in table)
-    assert best == clf.CANDIDATES[0] == {"C": 1.0, "class_weight": None}
+    assert best == clf.CANDIDATES[0] == {"features": "mel", "C": 1.0, "class_weight": None}
 
 
 def test_few_pieces_give_fewer_folds_and_one_piece_none(clf):
@@ -62,3 +63,44 @@ def test_few_pieces_give_fewer_folds_and_one_piece_none(clf):
     _, table = clf.choose(x, y, [i % 3 for i in range(len(y))], "accuracy")  # 3 pieces: 3 folds
     assert all(len(t["folds"]) == 3 for t in table)
     assert clf.choose(x, y, [0] * len(y), "accuracy") == (clf.CANDIDATES[0], [])
+
+
+def test_the_music_features_join_only_when_they_recognise_unseen_pieces_better(clf):
+    # column 0 stands for the timbre (noise), column 80 for what is played (the label, noisily):
+    # the "mel" candidates see only the first 80 columns
+    rng = np.random.default_rng(2)
+    pieces = np.repeat(np.arange(60), 4)
+    y = np.where(pieces % 2 == 0, "a", "b")
+    x = rng.normal(0, 1, (240, clf.MEL_DIMS + 1))
+    x[:, clf.MEL_DIMS] += np.where(y == "a", 2.0, -2.0)
+    best, table = clf.choose(x, y, pieces.tolist(), "accuracy")
+    assert best["features"] == "mel+music"
+    means = {t["settings"]["features"]: [] for t in table}
+    for t in table:
+        means[t["settings"]["features"]].append(t["mean"])
+    assert max(means["mel"]) < 0.65 < 0.9 < max(means["mel+music"])
+    with pytest.raises(ValueError, match="'mel' or 'mel\\+music'"):
+        clf.fit(x, y, features="chroma")
+
+
+def test_music_features_ignore_the_key_and_hear_the_tempo(clf):
+    sr = clf.SR
+    t = np.arange(4 * sr) / sr
+
+    def notes(freqs, per_second):  # a triad's notes in turn, each ringing for 1 / per_second s
+        step = int(sr / per_second)
+        out = np.zeros_like(t)
+        for i in range(0, len(t), step):
+            f = freqs[(i // step) % len(freqs)]
+            n = min(step, len(t) - i)
+            out[i : i + n] = np.sin(2 * np.pi * f * t[:n]) * np.exp(-3 * t[:n])
+        return out.astype(np.float32)
+
+    c_major = notes([261.63, 329.63, 392.0], 4)
+    d_major = notes([293.66, 369.99, 440.0], 4)  # the same intervals, two semitones up
+    faster = notes([261.63, 329.63, 392.0], 8)
+    a, b, f = (clf.music_features(x) for x in (c_major, d_major, faster))
+    assert a.shape == (38,) and np.all(np.isfinite(a))
+    np.testing.assert_allclose(a[:19], b[:19], atol=0.03)  # interval profile and sorted chroma: no key
+    assert f[23] > 1.5 * a[23]  # onsets per second
+    assert clf.clip_features(c_major).shape == (clf.MEL_DIMS + 38,)
