@@ -150,6 +150,15 @@ def choose(features: list, labels: list, groups: list, metric: str, folds: int =
     return CANDIDATES[best], table
 
 
+def best(table: list[dict], features: str) -> dict:
+    """The settings ``choose`` would pick among the candidates of one feature set, from its table
+    (the first of the best means, as rounded there)."""
+    rows = [t for t in table if t["settings"]["features"] == features]
+    if not rows:
+        raise ValueError(f"no candidate of features {features!r} in the table")
+    return max(enumerate(rows), key=lambda it: (it[1]["mean"], -it[0]))[1]["settings"]
+
+
 def recognition(pred: np.ndarray, want: list, classes: list) -> dict:
     """Accuracy, balanced accuracy (mean per-class recall) and each requested class's recall."""
     from sklearn.metrics import balanced_accuracy_score

@@ -12,15 +12,17 @@ up1_ld/; training runs, with their held-out split and val.csv), bundle/, all.jso
 - audio measures (noise-likeness, HPSS harmonic share, pitched and stable-note frames) of generated
   clips next to held-out data clips as they are and through the VQ-VAE;
 - validation bits per token of every prior next to the unigram entropy of its codes;
-- conditioning: logistic regression on log-mel statistics, trained on the real training clips as
-  the VQ-VAE renders them (its settings chosen by cross-validation on those clips, grouped by
+- conditioning: logistic regression on log-mel statistics (and, where cross-validation prefers them,
+  key-free chroma, onset and contrast statistics), trained on the real training clips as the VQ-VAE
+  renders them (its features and settings chosen by cross-validation on those clips, grouped by
   piece), classifies clips generated for every (artist, genre) pair of the training data, at each
   ``--guidance`` value, at the top level alone and through the full model (accuracy vs chance,
   balanced accuracy and per-class recall); a classifier on the raw recordings too;
 - lyrics: median error (s) of the alignment exported for the held-out songs with timed lyrics (and
   those of --lyrics-songs), with the windows sampling uses, against the linear rule, for every
   width of the alignment's prior (the width chosen on the training songs), with a 90 % interval
-  of the difference to the linear rule over the songs.
+  of the difference to the linear rule over the songs, and blended with the linear rule (the
+  weight cross-fitted over two folds of pieces).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from alignment_blend import WEIGHTS, cross_fitted, median_error  # beside this s
 from clip_classifier import (  # beside this script
     METRICS,
     SR,
+    best,
     choose,
     clip_features,
     fit,
@@ -271,37 +274,40 @@ def conditioning_quality(
                     generated[g][lv] += [(clip_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
     result["first_seed"] = first_seed
+
+    def judged(name: str, kind: str, column: int, settings: dict, classes: list) -> dict:
+        """One classifier of features ``name`` (``settings`` from ``choose``) on the real held-out
+        clips and on every generated clip of its level."""
+        f = feats[name]
+        clf = fit(f["train"], [r[column] for r in train], **settings)
+        truth = [r[column] for r in held]
+        held_out = round(float(np.mean(clf.predict(np.array(f["held"])) == truth)), 3)
+        entry = {"settings": settings, "real_held_out": held_out}
+        if name == "audio":  # the codec alone already defeats it: real clips through the VQ-VAE
+            for lv in levels:
+                pred = clf.predict(np.array(feats[f"vqvae_level_{lv}"]["held"]))
+                entry[f"real_held_out_through_vqvae_level_{lv}"] = round(float(np.mean(pred == truth)), 3)
+        for lv in levels if name == "audio" else [int(name.rsplit("_", 1)[1])]:
+            for g, rows in generated.items():
+                want = [r[1] if kind == "artist" else r[2] for r in rows[lv]]
+                pred = clf.predict(np.array([r[0] for r in rows[lv]]))
+                entry[f"generated_level_{lv}_guidance_{_name(g)}"] = recognition(pred, want, classes)
+                if name != "audio":
+                    entry[f"predicted_level_{lv}_guidance_{_name(g)}"] = {
+                        c: dict(zip(*np.unique(pred[np.array(want) == c], return_counts=True), strict=True))
+                        for c in classes
+                    }
+        return entry
+
     for column, kind in ((2, "artist"), (1, "genre")):
         classes = sorted({r[column] for r in train})
         out = {"chance": round(1 / len(classes), 3)}
         for name, f in feats.items():
-            labels = [r[column] for r in train]
-            settings, table = choose(f["train"], labels, [r[3] for r in train], METRICS[kind])
-            clf = fit(f["train"], labels, **settings)
-            entry = {
-                "settings": settings,
-                "cross_validation": table,
-                "real_held_out": round(
-                    float(np.mean(clf.predict(np.array(f["held"])) == [r[column] for r in held])), 3
-                ),
-            }
-            if name == "audio":  # the codec alone already defeats it: real clips through the VQ-VAE
-                for lv in levels:
-                    pred = clf.predict(np.array(feats[f"vqvae_level_{lv}"]["held"]))
-                    entry[f"real_held_out_through_vqvae_level_{lv}"] = round(
-                        float(np.mean(pred == [r[column] for r in held])), 3
-                    )
-            for lv in levels if name == "audio" else [int(name.rsplit("_", 1)[1])]:
-                for g, rows in generated.items():
-                    want = [r[1] if kind == "artist" else r[2] for r in rows[lv]]
-                    pred = clf.predict(np.array([r[0] for r in rows[lv]]))
-                    entry[f"generated_level_{lv}_guidance_{_name(g)}"] = recognition(pred, want, classes)
-                    if name != "audio":
-                        entry[f"predicted_level_{lv}_guidance_{_name(g)}"] = {
-                            c: dict(zip(*np.unique(pred[np.array(want) == c], return_counts=True), strict=True))
-                            for c in classes
-                        }
-            out[f"classifier_on_{name}"] = entry
+            settings, table = choose(f["train"], [r[column] for r in train], [r[3] for r in train], METRICS[kind])
+            out[f"classifier_on_{name}"] = judged(name, kind, column, settings, classes) | {"cross_validation": table}
+            # the timbre-only judge (log-mel statistics alone) of the figures before 2026-11-29, beside it
+            timbre = best(table, "mel") if table else settings
+            out[f"classifier_on_{name}_timbre_only"] = judged(name, kind, column, timbre, classes)
         result[kind] = json.loads(json.dumps(out, default=int))
     return result
 

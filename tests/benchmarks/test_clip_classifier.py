@@ -104,3 +104,12 @@ def test_music_features_ignore_the_key_and_hear_the_tempo(clf):
     np.testing.assert_allclose(a[:19], b[:19], atol=0.03)  # interval profile and sorted chroma: no key
     assert f[23] > 1.5 * a[23]  # onsets per second
     assert clf.clip_features(c_major).shape == (clf.MEL_DIMS + 38,)
+
+
+def test_best_picks_the_first_of_the_best_among_one_feature_set(clf):
+    row = lambda f, c, mean: {"settings": {"features": f, "C": c, "class_weight": None}, "mean": mean}  # noqa: E731
+    table = [row("mel", 1.0, 0.30), row("mel", 10.0, 0.31), row("mel", 0.1, 0.31), row("mel+music", 1.0, 0.40)]
+    assert clf.best(table, "mel") == {"features": "mel", "C": 10.0, "class_weight": None}
+    assert clf.best(table, "mel+music")["C"] == 1.0
+    with pytest.raises(ValueError, match="no candidate"):
+        clf.best(table, "chroma")
