@@ -63,6 +63,17 @@ def music_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     )
 
 
+FEATURE_NAMES = (
+    [f"logmel_mean_{i}" for i in range(40)]
+    + [f"logmel_std_{i}" for i in range(40)]
+    + [f"chroma_interval_{k}" for k in range(7)]
+    + [f"chroma_sorted_{k}" for k in range(12)]
+    + ["chroma_change_mean", "chroma_change_std", "onset_strength_mean", "onset_strength_std", "onsets_per_second"]
+    + [f"contrast_mean_{b}" for b in range(7)]
+    + [f"contrast_std_{b}" for b in range(7)]
+)
+
+
 def clip_features(audio: np.ndarray, sr: int = SR) -> np.ndarray:
     """``mel_features`` then ``music_features``: a candidate classifier uses the first or both."""
     return np.concatenate([mel_features(audio, sr), music_features(audio, sr)])
@@ -113,16 +124,21 @@ METRICS = {"artist": "balanced_accuracy", "genre": "accuracy"}
 def fit(x: list, labels: list, features: str = "mel", C: float = 1.0, class_weight: str | None = None):
     """Logistic regression on standardised features: the ``mel`` columns of ``x`` (rows of
     ``clip_features``, or of ``mel_features`` alone), or all of them (``mel+music``)."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
     if features not in ("mel", "mel+music"):
         raise ValueError(f"features are 'mel' or 'mel+music', not {features!r}")
-    columns = slice(0, MEL_DIMS) if features == "mel" else slice(None)
+    x = np.array(x)
+    width = x.shape[1]
+    if width not in (MEL_DIMS, len(FEATURE_NAMES)) or (features == "mel+music" and width == MEL_DIMS):
+        raise ValueError(f"rows of {width} features: mel_features has {MEL_DIMS}, clip_features {len(FEATURE_NAMES)}")
+    columns = list(range(MEL_DIMS if features == "mel" else width))
     model = LogisticRegression(C=C, class_weight=class_weight, max_iter=2000)
-    pick = FunctionTransformer(lambda rows: rows[:, columns])
-    return make_pipeline(pick, StandardScaler(), model).fit(np.array(x), labels)
+    pick = ColumnTransformer([("features", "passthrough", columns)])
+    return make_pipeline(pick, StandardScaler(), model).fit(x, labels)
 
 
 def choose(features: list, labels: list, groups: list, metric: str, folds: int = 5) -> tuple[dict, list[dict]]:
@@ -139,21 +155,19 @@ def choose(features: list, labels: list, groups: list, metric: str, folds: int =
     if n_groups < 2:
         return CANDIDATES[0], []
     splits = list(GroupKFold(n_splits=min(folds, n_groups)).split(x, y, groups))
-    table, means = [], []
+    table = []
     for settings in CANDIDATES:
         with warnings.catch_warnings():  # a fold may lack a rare class that its classifier predicts
             warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
             scores = [float(score(y[te], fit(x[tr], y[tr], **settings).predict(x[te]))) for tr, te in splits]
-        means.append(float(np.mean(scores)))
-        table.append({"settings": settings, "folds": [round(v, 3) for v in scores], "mean": round(means[-1], 3)})
-    best = max(range(len(table)), key=lambda i: (means[i], -i))  # the first of equal means
-    return CANDIDATES[best], table
+        table.append({"settings": settings, "folds": [round(v, 3) for v in scores], "mean": float(np.mean(scores))})
+    return best(table), table
 
 
-def best(table: list[dict], features: str) -> dict:
-    """The settings ``choose`` would pick among the candidates of one feature set, from its table
-    (the first of the best means, as rounded there)."""
-    rows = [t for t in table if t["settings"]["features"] == features]
+def best(table: list[dict], features: str | None = None) -> dict:
+    """The settings of the best mean in ``choose``'s table (the first of equal means), among every
+    candidate or those of one feature set."""
+    rows = [t for t in table if features is None or t["settings"]["features"] == features]
     if not rows:
         raise ValueError(f"no candidate of features {features!r} in the table")
     return max(enumerate(rows), key=lambda it: (it[1]["mean"], -it[0]))[1]["settings"]

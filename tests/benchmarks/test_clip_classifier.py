@@ -18,10 +18,15 @@ def clf():
     return module
 
 
+def _rows(x: np.ndarray, width: int = 118) -> np.ndarray:
+    """``x``'s columns first, then constant ones: rows as wide as clip_features'."""
+    return np.hstack([x, np.zeros((len(x), width - x.shape[1]))])
+
+
 def _imbalanced(seed: int = 0):
     """One feature; 300 clips of a common class around 0, 30 of a rare one around 1.2."""
     rng = np.random.default_rng(seed)
-    x = np.r_[rng.normal(0.0, 1.0, 300), rng.normal(1.2, 1.0, 30)][:, None]
+    x = _rows(np.r_[rng.normal(0.0, 1.0, 300), rng.normal(1.2, 1.0, 30)][:, None])
     y = np.array(["common"] * 300 + ["rare"] * 30)
     return x, y, list(range(len(y)))  # every clip its own piece
 
@@ -44,14 +49,14 @@ def test_a_piece_never_sits_on_both_sides_of_a_fold(clf):
     # split pieces would score near 1; grouped folds see only unknown pieces and guess.
     rng = np.random.default_rng(1)
     pieces = np.repeat(np.arange(40), 5)
-    x = np.eye(40)[pieces] + rng.normal(0, 0.01, (200, 40))
+    x = _rows(np.eye(40)[pieces] + rng.normal(0, 0.01, (200, 40)))
     y = np.where(rng.random(40) < 0.5, "a", "b")[pieces]
     _, table = clf.choose(x, y, pieces.tolist(), "balanced_accuracy")
     assert max(t["mean"] for t in table) < 0.7
 
 
 def test_ties_keep_the_first_candidate_the_setting_of_earlier_figures(clf):
-    x = np.r_[np.zeros(20), np.full(20, 10.0)][:, None] + np.linspace(0, 0.1, 40)[:, None]
+    x = _rows(np.r_[np.zeros(20), np.full(20, 10.0)][:, None] + np.linspace(0, 0.1, 40)[:, None])
     y = np.array(["low"] * 20 + ["high"] * 20)
     best, table = clf.choose(x, y, list(range(40)), "accuracy")
     assert all(t["mean"] == 1.0 for t in table)
@@ -71,8 +76,8 @@ def test_the_music_features_join_only_when_they_recognise_unseen_pieces_better(c
     rng = np.random.default_rng(2)
     pieces = np.repeat(np.arange(60), 4)
     y = np.where(pieces % 2 == 0, "a", "b")
-    x = rng.normal(0, 1, (240, clf.MEL_DIMS + 1))
-    x[:, clf.MEL_DIMS] += np.where(y == "a", 2.0, -2.0)
+    x = rng.normal(0, 1, (240, len(clf.FEATURE_NAMES)))
+    x[:, clf.MEL_DIMS] += np.where(y == "a", 3.0, -3.0)
     best, table = clf.choose(x, y, pieces.tolist(), "accuracy")
     assert best["features"] == "mel+music"
     means = {t["settings"]["features"]: [] for t in table}
@@ -81,6 +86,12 @@ def test_the_music_features_join_only_when_they_recognise_unseen_pieces_better(c
     assert max(means["mel"]) < 0.65 < 0.9 < max(means["mel+music"])
     with pytest.raises(ValueError, match="'mel' or 'mel\\+music'"):
         clf.fit(x, y, features="chroma")
+    with pytest.raises(ValueError, match="rows of 81 features"):  # neither mel_features' nor clip_features'
+        clf.fit(x[:, : clf.MEL_DIMS + 1], y)
+    with pytest.raises(ValueError, match="rows of 80 features"):  # mel_features' rows hold no music
+        clf.fit(x[:, : clf.MEL_DIMS], y, features="mel+music")
+    kept = clf.fit(x[:, : clf.MEL_DIMS], y)  # mel_features' rows (finetune_new_artist.py) fit as they are
+    np.testing.assert_allclose(kept[-1].coef_, clf.fit(x, y)[-1].coef_)  # the same 80 columns of the wider rows
 
 
 def test_music_features_ignore_the_key_and_hear_the_tempo(clf):
@@ -103,13 +114,14 @@ def test_music_features_ignore_the_key_and_hear_the_tempo(clf):
     assert a.shape == (38,) and np.all(np.isfinite(a))
     np.testing.assert_allclose(a[:19], b[:19], atol=0.03)  # interval profile and sorted chroma: no key
     assert f[23] > 1.5 * a[23]  # onsets per second
-    assert clf.clip_features(c_major).shape == (clf.MEL_DIMS + 38,)
+    assert clf.clip_features(c_major).shape == (len(clf.FEATURE_NAMES),) == (clf.MEL_DIMS + 38,)
 
 
 def test_best_picks_the_first_of_the_best_among_one_feature_set(clf):
     row = lambda f, c, mean: {"settings": {"features": f, "C": c, "class_weight": None}, "mean": mean}  # noqa: E731
     table = [row("mel", 1.0, 0.30), row("mel", 10.0, 0.31), row("mel", 0.1, 0.31), row("mel+music", 1.0, 0.40)]
     assert clf.best(table, "mel") == {"features": "mel", "C": 10.0, "class_weight": None}
+    assert clf.best(table) == {"features": "mel+music", "C": 1.0, "class_weight": None}
     assert clf.best(table, "mel+music")["C"] == 1.0
     with pytest.raises(ValueError, match="no candidate"):
         clf.best(table, "chroma")
