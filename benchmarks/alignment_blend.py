@@ -12,10 +12,14 @@ import numpy as np
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # 0: the linear rule; 1: the attention's path
 
 
-def median_error(attention: list, linear: list, w: float) -> float:
+def median_abs(songs: list) -> float:
     """Median absolute error of every character of the songs (signed errors, one array per song)."""
-    blended = [w * a + (1 - w) * b for a, b in zip(attention, linear, strict=True)]
-    return float(np.median(np.abs(np.concatenate(blended))))
+    return float(np.median(np.abs(np.concatenate(songs))))
+
+
+def median_error(attention: list, linear: list, w: float) -> float:
+    """``median_abs`` of the blend of weight ``w``."""
+    return median_abs([w * a + (1 - w) * b for a, b in zip(attention, linear, strict=True)])
 
 
 def cross_fitted(attention: list, linear: list, pieces: list[str], weights: tuple = WEIGHTS) -> dict:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from alignment_blend import WEIGHTS, cross_fitted, median_error  # beside this script
+from alignment_blend import WEIGHTS, cross_fitted, median_abs, median_error  # beside this script
 from clip_classifier import (  # beside this script
     METRICS,
     SR,
@@ -360,13 +360,12 @@ def lyrics_quality(
         """90 % interval of median(a) - median(b) over the songs drawn with replacement (paired)."""
         rng = np.random.default_rng(0)
         picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
-        pooled = lambda songs, k: np.median(np.abs(np.concatenate([songs[i] for i in k])))  # noqa: E731
-        diffs = [pooled(a, k) - pooled(b, k) for k in picks]
+        diffs = [median_abs([a[i] for i in k]) - median_abs([b[i] for i in k]) for k in picks]
         return [round(float(x), 3) + 0.0 for x in np.percentile(diffs, [5, 95])]  # + 0.0: no -0.0
 
-    median = lambda songs: round(float(np.median(np.abs(np.concatenate(songs)))), 3)  # noqa: E731
+    median = lambda songs: round(median_abs(songs), 3)  # noqa: E731
     train = measure(training, False) if training else {}
-    chosen = min(SPREADS, key=lambda s: np.median(np.abs(np.concatenate(train[s])))) if training else ALIGN_SPREAD
+    chosen = min(SPREADS, key=lambda s: median_abs(train[s])) if training else ALIGN_SPREAD
     errors = measure(songs, True)
     pieces = [e.get("piece") or path for path, e in songs]
     blend = cross_fitted(errors[ALIGN_SPREAD], errors["linear_rule"], pieces) if len(set(pieces)) > 1 else None
@@ -449,7 +448,6 @@ def main() -> None:
     args = p.parse_args()
     runs = Path(args.runs)
     bundle = args.bundle or runs / "bundle"
-    args.guidance = args.guidance or default_guidances(Bundle(bundle))
     entries = _manifest(runs / "all.jsonl")
     parts = {
         "vqvae": lambda: codec_quality(runs / "vqvae", 20.0, entries),
@@ -462,14 +460,20 @@ def main() -> None:
             entries,
             args.audio_clips,
             args.audio_seconds,
-            args.guidance[-1],
+            (args.guidance or default_guidances(Bundle(bundle)))[-1],
             args.segments,
         ),
         "lyrics_alignment": lambda: lyrics_quality(
             runs, _manifest(args.lyrics_data) if args.lyrics_data else entries, args.lyrics_songs, args.top
         ),
         "conditioning": lambda: conditioning_quality(
-            runs, bundle, args.clips, args.seconds, args.guidance, args.clips_dir, args.first_seed
+            runs,
+            bundle,
+            args.clips,
+            args.seconds,
+            args.guidance or default_guidances(Bundle(bundle)),  # a bundle only for the parts that sample
+            args.clips_dir,
+            args.first_seed,
         ),
     }
     out = Path(args.out or runs / "quality.json")
