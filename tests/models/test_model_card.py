@@ -49,6 +49,15 @@ def test_the_alignment_figures_are_those_measured():
     )
     # sampling's prior is the width measured (1 s), as both say
     assert m["spread_s"] == ALIGN_SPREAD == 1.0 and "Sampling uses 1 s" in card
+    # the blend with the linear rule, cross-fitted (docs/measurements/alignment_blend_rule.md)
+    b = m["blend_with_linear_rule"]
+    *first, last = (f"{v:.3f}" for v in b["held_out_median_error_s_by_weight"].values())
+    assert f"On the held-out songs the weights give {', '.join(first)} and {last} s" in card
+    cross, lin = b["cross_fitted_median_error_s"], m["linear_rule_median_error_s"]
+    low, high = b["cross_fitted_minus_linear_90pct_interval_s"]
+    assert f"the blend gives {cross:.3f} s against {lin:.3f} s for the linear rule (90 % interval of the " in card
+    assert f"difference {low:g} to {high:+g} s)" in card
+    assert f"blending the alignment with the linear rule ({cross:.3f} s against {lin:.3f} s" in readme
 
 
 def test_the_audio_and_conditioning_figures_are_those_measured():
@@ -118,4 +127,18 @@ def test_the_audio_and_conditioning_figures_are_those_measured():
     for label in (genre_t, artist_t):
         assert label["settings"] == {"features": "mel", "C": 10.0, "class_weight": None}
     assert "At level 0 it chose timbre and music, C = 1 (class weights balanced for the artist)" in card
+    # the other seed sets, pooled (docs/measurements/conditioning_two_judges.json)
+    two = json.loads((ROOT / "docs" / "measurements" / "conditioning_two_judges.json").read_text())
+    t2, t3 = (two["pooled"]["timbre_only_judge"][k] for k in ("100+300", "100+300+500"))
+    assert (
+        f"the timbre judge reaches {pct(t2['genre']['default']['accuracy'])} genre and "
+        f"{pct(t2['artist']['default']['balanced_accuracy'])} balanced artist" in card
+    )
+    assert (
+        f"over all three sets, {pct(t3['genre']['default']['accuracy'])} and "
+        f"{pct(t3['artist']['default']['balanced_accuracy'])}, with "
+        f"{t3['artist']['classes_above_chance_default']} of the 16 artists above chance" in card
+    )
+    s300 = two["seeds_300"]["genre"]["classifier_on_vqvae_level_0_timbre_only"]["generated_level_0_guidance_default"]
+    assert f"With seeds 300 + k the timbre judge gives {pct(s300['accuracy'])} genre" in card
     assert "best timbre-only candidate beside it (C = 10, no class weights, for both labels)" in card
