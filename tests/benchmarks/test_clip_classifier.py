@@ -125,3 +125,11 @@ def test_best_picks_the_first_of_the_best_among_one_feature_set(clf):
     assert clf.best(table, "mel+music")["C"] == 1.0
     with pytest.raises(ValueError, match="no candidate"):
         clf.best(table, "chroma")
+
+
+def test_the_mel_columns_are_read_as_a_view_as_every_figure_was_measured(clf):
+    x = np.arange(2 * 118, dtype=np.float64).reshape(2, 118)
+    mel, every = clf._first_columns(x, clf.MEL_DIMS), clf._first_columns(x, None)
+    assert np.shares_memory(mel, x) and np.shares_memory(every, x)  # views: a copy sums in another order
+    np.testing.assert_array_equal(mel, x[:, :80])
+    np.testing.assert_array_equal(every, x)
