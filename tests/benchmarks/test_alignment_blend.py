@@ -1,21 +1,15 @@
 """benchmarks/alignment_blend.py: a blend of the attention's and the linear rule's times, its weight
 chosen on the other fold of pieces only."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "alignment_blend.py"
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def blend():
-    spec = importlib.util.spec_from_file_location("alignment_blend", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("alignment_blend")
 
 
 def test_errors_that_cancel_are_blended_away_and_the_median_is_of_absolute_errors(blend):

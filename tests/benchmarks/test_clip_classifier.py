@@ -1,21 +1,15 @@
 """benchmarks/clip_classifier.py: the conditioning classifier's settings come from grouped
 cross-validation on real clips, scored by the target's metric."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def clf():
-    spec = importlib.util.spec_from_file_location("clip_classifier", BENCHMARKS / "clip_classifier.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("clip_classifier")
 
 
 def _rows(x: np.ndarray, width: int = 118) -> np.ndarray:

@@ -1,25 +1,16 @@
 """benchmarks/eval_model.py: which songs the lyric alignment is measured on (benchmarks/lyric_songs.py),
 and which validation row stands for a prior (the pure parts; the measures need a trained model)."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def eval_model():
-    sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: lyric_songs.py beside it
-    try:
-        spec = importlib.util.spec_from_file_location("eval_model", BENCHMARKS / "eval_model.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("eval_model")
 
 
 def _song(path: str, piece: str, text: str) -> dict:

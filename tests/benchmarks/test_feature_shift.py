@@ -1,26 +1,15 @@
 """benchmarks/feature_shift.py: how far clips sit from the real data, per feature, in the real data's
 standard deviations."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def feature_shift():
-    sys.path.insert(0, str(BENCHMARKS))  # as when the script runs: clip_classifier.py beside it
-    try:
-        spec = importlib.util.spec_from_file_location("feature_shift", BENCHMARKS / "feature_shift.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("feature_shift")
 
 
 def test_the_shift_is_in_the_reference_columns_standard_deviations(feature_shift):
