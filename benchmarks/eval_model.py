@@ -46,6 +46,7 @@ from clip_classifier import (  # beside this script
     recognition,
     through_codec,
 )
+from generated_clips import clip_settings, sampled_clips  # beside this script
 from lyric_songs import lyric_songs  # benchmarks/lyric_songs.py, beside this script
 from tqdm import tqdm
 
@@ -53,8 +54,8 @@ from openjukebox.api import decode, encode, sample
 from openjukebox.audio.dataset import held_out_pieces, read_sources
 from openjukebox.audio.io import load_audio, save_audio
 from openjukebox.audio.measures import mean_measures
-from openjukebox.checkpoint import load_prior, load_vqvae, model_id
-from openjukebox.cli.args import guidance as guidance_arg
+from openjukebox.checkpoint import load_prior, load_vqvae
+from openjukebox.cli.args import per_level
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
 from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
@@ -69,7 +70,7 @@ from openjukebox.training.metrics import read_csv
 def _guidance(value: str) -> float | tuple[float, ...] | None:
     """A --guidance value: as `openjukebox sample --guidance` takes it (a number for every level, or
     numbers from the top level down, "3,1,1"), or 'default' (each level's own, as without it)."""
-    return None if value == "default" else guidance_arg(value)
+    return None if value == "default" else per_level(value)
 
 
 def default_guidances(bundle: Bundle) -> list[float | tuple[float, ...] | None]:
@@ -154,6 +155,7 @@ def audio_quality(
     seconds: float,
     guidance: float | tuple[float, ...] | None,
     segments: int = 1,
+    temperature: float | tuple[float, ...] = 0.99,
 ) -> dict:
     """Does it sound like music? The audio measures (``openjukebox.audio.measures``) of generated
     clips through the full model, next to held-out data clips as they are and through the VQ-VAE.
@@ -183,48 +185,16 @@ def audio_quality(
     generated = {0: [], top: []}
     for k, (artist, genre) in enumerate(requests[:4]):
         with tempfile.TemporaryDirectory() as tmp:
-            meta = sample(
-                bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, guidance=guidance, segments=segments
-            )
+            kwargs = {"guidance": guidance, "segments": segments, "temperature": temperature}
+            meta = sample(bundle, tmp, seconds, artist, genre, n_samples=clips, seed=200 + k, **kwargs)
             for lv in generated:
                 generated[lv] += [load_audio(f, SR) for f in meta["files"][lv]]
     out["generated_requests"] = [list(r) for r in requests[:4]]
     out["generated_guidance"], out["generated_segments"] = guidance, segments
+    out["generated_temperature"] = temperature
     for lv, audio in generated.items():
         out[f"generated_level_{lv}"] = mean_measures(audio, SR)
     return out
-
-
-def _clip_settings(bundle: Path, seconds: float, clips: int, g: float | tuple[float, ...] | None) -> dict:
-    """What identifies a request's clips besides its labels and seed: the bundle's models (by the
-    hash of their weights), each level's guidance as sampling resolves it, the length and count."""
-    b = Bundle(bundle)
-    return {
-        "bundle": str(bundle.resolve()),
-        "models": {str(lv): model_id(d) for lv, d in b.prior_dirs.items()} | {"vqvae": model_id(b.vqvae_dir)},
-        "guidance_per_level": {str(lv): b.guidance(lv, g) for lv in b.prior_dirs},
-        "seconds": seconds,
-        "clips": clips,
-        "guidance": list(g) if isinstance(g, tuple) else g,  # as clips.json reads back
-    }
-
-
-def _generated(bundle: Path, folder: Path, settings: dict) -> dict[int, list[Path]]:
-    """{level: [audio files]} of the clips ``settings`` (``_clip_settings`` with the request's artist,
-    genre and seed) describe, sampled into ``folder``; a folder that already holds them (an earlier
-    run's, with the same settings) is read back instead of sampled."""
-    done = folder / "clips.json"
-    if done.exists():
-        kept = json.loads(done.read_text())
-        if kept["settings"] != settings:
-            raise SystemExit(f"{folder} holds clips of other settings ({kept['settings']}): use another --clips-dir")
-        return {int(lv): [folder / f for f in files] for lv, files in kept["files"].items()}
-    n, g, seed = settings["clips"], settings["guidance"], settings["seed"]
-    meta = sample(bundle, folder, settings["seconds"], settings["artist"], settings["genre"], n, seed=seed, guidance=g)
-    files = {lv: [str(Path(f).resolve().relative_to(folder.resolve())) for f in fs] for lv, fs in meta["files"].items()}
-    with atomic_path(done) as tmp:
-        Path(tmp).write_text(json.dumps({"settings": settings, "files": files}))
-    return {int(lv): [folder / f for f in fs] for lv, fs in files.items()}
 
 
 def conditioning_quality(
@@ -235,6 +205,7 @@ def conditioning_quality(
     guidances: list[float | tuple[float, ...] | None],
     clips_dir: Path | None = None,
     first_seed: int = 100,
+    temperature: float | tuple[float, ...] = 0.99,
 ) -> dict:
     """Do generated clips carry the artist and genre they were asked for?
 
@@ -265,15 +236,16 @@ def conditioning_quality(
     generated = {}  # guidance -> level -> [(features, artist, genre)]
     for g in guidances:
         generated[g] = {lv: [] for lv in levels}
-        common = _clip_settings(bundle, seconds, clips, g)  # hashes the weights once per guidance
+        common = clip_settings(bundle, seconds, clips, g, temperature)  # hashes the weights once per guidance
         for k, (artist, genre) in enumerate(requests):
             with tempfile.TemporaryDirectory() as tmp:
                 folder = clips_dir / f"guidance_{_name(g)}" / f"request_{k:02d}" if clips_dir else Path(tmp)
-                files = _generated(bundle, folder, common | {"artist": artist, "genre": genre, "seed": first_seed + k})
+                request = {"artist": artist, "genre": genre, "seed": first_seed + k}
+                files = sampled_clips(bundle, folder, common | request)
                 for lv in levels:
                     generated[g][lv] += [(clip_features(load_audio(f, SR)), artist, genre) for f in files[lv]]
     result = {"requests": [list(r) for r in requests], "clips_per_request": clips, "seconds": seconds}
-    result["first_seed"] = first_seed
+    result["first_seed"], result["temperature"] = first_seed, temperature
 
     def judged(name: str, kind: str, column: int, settings: dict, classes: list) -> dict:
         """One classifier of features ``name`` (``settings`` from ``choose``) on the real held-out
@@ -415,6 +387,12 @@ def main() -> None:
     p.add_argument("--bundle", type=Path, help="the model to hear (default RUNS/bundle)")
     p.add_argument("--top", default="top", help="the top prior's run folder in RUNS (default top)")
     p.add_argument("--segments", type=int, default=1, help="upsampler segments of the generated clips (default 1)")
+    p.add_argument(
+        "--temperature",
+        type=per_level,
+        default=0.99,
+        help="the generated clips' temperature, as `openjukebox sample --temperature` takes it (default 0.99)",
+    )
     p.add_argument("--clips", type=int, default=4, help="generated clips per (artist, genre) of the training data")
     p.add_argument(
         "--guidance",
@@ -462,6 +440,7 @@ def main() -> None:
             args.audio_seconds,
             (args.guidance or default_guidances(Bundle(bundle)))[-1],
             args.segments,
+            args.temperature,
         ),
         "lyrics_alignment": lambda: lyrics_quality(
             runs, _manifest(args.lyrics_data) if args.lyrics_data else entries, args.lyrics_songs, args.top
@@ -474,6 +453,7 @@ def main() -> None:
             args.guidance or default_guidances(Bundle(bundle)),  # a bundle only for the parts that sample
             args.clips_dir,
             args.first_seed,
+            args.temperature,
         ),
     }
     out = Path(args.out or runs / "quality.json")

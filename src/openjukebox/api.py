@@ -148,7 +148,7 @@ def sample(
     genre: str | None = None,
     n_samples: int = 1,
     lowest: int | None = None,
-    temperature: float = 0.99,
+    temperature: float | Sequence[float] = 0.99,
     top_k: int = 0,
     top_p: float = 0.0,
     seed: int | None = None,
@@ -215,7 +215,9 @@ def sample(
     bundle = Bundle(model_dir, adapter)
     bundle.check()  # every model, before any work: a damaged file is found now, not after a level
     bundle.check_level(lowest)
-    check_sampling(n_samples, temperature, top_k, top_p, seconds, prompt_seconds)
+    check_sampling(n_samples, top_k, top_p, seconds, prompt_seconds)
+    temperatures = {lv: bundle.temperature(lv, temperature) for lv in bundle.configs}
+    guidances = {lv: bundle.guidance(lv, guidance) for lv in bundle.configs}
     check_quantize(quantize, device)
     if isinstance(segments, bool) or not isinstance(segments, numbers.Integral) or not 1 <= segments <= 64:
         raise UserError(f"--segments must be a whole number from 1 to 64, not {segments!r}")
@@ -238,11 +240,11 @@ def sample(
     seed = _seed(seed, state)
     settings = {
         lv: LevelSettings(
-            temperature,
+            temperatures[lv],
             top_k,
             top_p,
             HOP_FRACTIONS.get(lv, 0.5),
-            bundle.guidance(lv, guidance),
+            guidances[lv],
             quantize=quantize,
             segments=segments if bundle.configs[lv].conditioner is not None else 1,  # upsamplers only
         )
@@ -433,7 +435,6 @@ def _seed(seed: int | None, state: Path) -> int:
 
 def check_sampling(
     n_samples: int,
-    temperature: float,
     top_k: int,
     top_p: float,
     seconds: float | None,
@@ -442,7 +443,6 @@ def check_sampling(
     """Refuse sampling settings that would fail late or sample something other than asked."""
     checks = [
         (isinstance(n_samples, int) and n_samples >= 1, f"--n-samples must be 1 or more, not {n_samples}"),
-        (math.isfinite(temperature) and temperature > 0, f"--temperature must be above 0, not {temperature}"),
         (isinstance(top_k, int) and top_k >= 0, f"--top-k must be 0 (off) or more, not {top_k}"),
         (0.0 <= top_p <= 1.0, f"--top-p must be from 0 (off) to 1, not {top_p}"),
         (seconds is None or (math.isfinite(seconds) and seconds > 0), f"--seconds must be above 0, not {seconds}"),

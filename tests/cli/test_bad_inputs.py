@@ -193,6 +193,8 @@ ROWS = [
     Row("segments-fraction", S + " --segments 2.5", "--segments"),
     Row("guidance-nan", S + " --guidance nan", "--guidance"),
     Row("guidance-per-level-count", S + " --guidance 3,1", "guidance values for a bundle of"),
+    Row("temperature-per-level-count", S + " --temperature 0.9,0.9", "temperature values for a bundle of"),
+    Row("temperature-per-level-0", S + " --temperature 0.99,0,0.9", "--temperature"),
     Row("guidance-per-level-empty", S + " --guidance 3,,1", "--guidance"),
     Row("seed-negative", S.replace("--seed 1", "--seed -1"), "--seed"),
     Row("seed-fraction", S.replace("--seed 1", "--seed 1.5"), "--seed"),

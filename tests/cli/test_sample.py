@@ -226,6 +226,32 @@ def test_every_level_trained_with_label_dropout_is_guided_by_default_and_levels_
     assert "2 guidance values for a bundle of 3 levels" in capsys.readouterr().err
 
 
+def test_temperature_can_differ_per_level_and_only_the_levels_it_changes_change(bundle, tmp_path, capsys):
+    from openjukebox.errors import UserError
+    from openjukebox.sampling.bundle import Bundle
+
+    b = Bundle(bundle)
+    assert [b.temperature(lv, 0.9) for lv in (2, 1, 0)] == [0.9, 0.9, 0.9]  # one value: every level
+    assert [b.temperature(lv, (0.99, 0.8, 0.7)) for lv in (2, 1, 0)] == [0.99, 0.8, 0.7]  # from the top down
+    with pytest.raises(UserError, match=r"2 temperature values for a bundle of 3 levels.*e\.g\. 0\.99,0\.9,0\.9"):
+        b.temperature(2, (0.99, 0.9))
+    for bad in (0.0, -1.0, float("nan"), True, "0.9", (0.99, None, 0.9)):
+        with pytest.raises(UserError, match="temperature must be"):
+            b.temperature(1, bad)
+
+    base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "3"]
+    base += ["--lowest-level", "1"]
+    assert main([*base, "--out", str(tmp_path / "even")]) == 0
+    assert main([*base, "--temperature", "0.99, 0.5,0.7", "--out", str(tmp_path / "cool")]) == 0
+    settings = json.loads((tmp_path / "cool" / "metadata.json").read_text())["settings"]
+    assert (settings["2"]["temperature"], settings["1"]["temperature"]) == (0.99, 0.5)
+    even, cool = (CodesFile.load(tmp_path / name / "codes.codes").codes for name in ("even", "cool"))
+    assert torch.equal(even[2], cool[2])  # the top level at 0.99 in both: the same codes
+    assert not torch.equal(even[1], cool[1])
+    assert main([*base, "--temperature", "0.99,0.9", "--out", str(tmp_path / "short")]) == 2
+    assert "2 temperature values for a bundle of 3 levels" in capsys.readouterr().err
+
+
 def test_segments_change_only_the_upsampled_levels_and_a_preview_continues_down_with_them(
     bundle, tmp_path, monkeypatch, capsys
 ):

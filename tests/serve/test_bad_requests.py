@@ -24,6 +24,8 @@ CASES = [
     ("post", "/api/jobs", {"seconds": 1, "guidance": 0}, 422, "guidance"),
     ("post", "/api/jobs", {"seconds": 1, "guidance": [3, 1]}, 400, "2 guidance values for a bundle of 3 levels"),
     ("post", "/api/jobs", {"seconds": 1, "guidance": [3, 0, 1]}, 422, "guidance"),
+    ("post", "/api/jobs", {"seconds": 1, "temperature": [0.99, 0.9]}, 400, "2 temperature values for a bundle of 3"),
+    ("post", "/api/jobs", {"seconds": 1, "temperature": [0.99, 0, 0.9]}, 422, "temperature"),
     ("post", "/api/jobs", {"seconds": 1, "out": "/tmp/x"}, 422, "out: Extra inputs are not permitted"),
     ("post", "/api/jobs", {"seconds": 1, "lyrics": "日本語"}, 400, "no character this model can sing"),
     ("post", "/api/jobs", {"seconds": 1, "lyrics": "[00:05.00]too late"}, 400, "lyrics"),

@@ -60,8 +60,9 @@ port = number(int, 1, 65535)
 world_size = number(int, 1, unit=" of ranks")
 
 
-def guidance(text: str) -> float | tuple[float, ...]:
-    """``G`` for every level, or ``G,G,G``: one per level from the top down; each above 0."""
+def per_level(text: str) -> float | tuple[float, ...]:
+    """``V`` for every level, or ``V,V,V``: one per level from the top down; each above 0 (--guidance,
+    --temperature)."""
     values = tuple(positive_float(part.strip()) for part in text.split(","))
     return values[0] if len(values) == 1 else values
 

@@ -103,13 +103,15 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genre", help="genre name (`openjukebox info MODEL` lists them)")
     p.add_argument(
         "--temperature",
-        type=A.positive_float,
+        type=A.per_level,
         default=0.99,
-        help="above 0; below 1 makes the likeliest codes likelier, above 1 makes choices more random (default 0.99)",
+        help="above 0; below 1 makes the likeliest codes likelier, above 1 makes choices more random; one number "
+        "for every level, or one per level from the top down (0.99,0.9,0.9 samples the upsamplers cooler) "
+        "(default 0.99)",
     )
     p.add_argument(
         "--guidance",
-        type=A.guidance,
+        type=A.per_level,
         help="classifier-free guidance on artist and genre: 1 none, 2-5 stronger; one number for every level, "
         "or one per level from the top down (3,1,1 guides only the top of 3 levels, faster) (default: 3 on every "
         "level whose prior was trained with --label-dropout, else 1)",

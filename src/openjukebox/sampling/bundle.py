@@ -246,6 +246,21 @@ class Bundle:
             )
         return (None if "artist" in names else artist), (None if "genre" in names else genre)
 
+    def _per_level(self, level: int, requested, what: str, example: str):
+        """``requested`` for ``level``: one value for every level, or a list of one per level from the
+        top down (``example`` shows such a list in the error for a list of the wrong length)."""
+        if requested is None or isinstance(requested, numbers.Real):
+            return requested
+        if isinstance(requested, (str, bytes)) or not isinstance(requested, Sequence):
+            raise UserError(f"{what} must be a number or a list of numbers, one per level; got {requested!r}")
+        values, levels = list(requested), sorted(self.configs, reverse=True)
+        if len(values) != len(levels):
+            raise UserError(
+                f"{len(values)} {what} values for a bundle of {len(levels)} levels: give one number for "
+                f"every level, or {len(levels)}, from the top level down (e.g. {example})"
+            )
+        return values[levels.index(level)]
+
     def guidance(self, level: int, requested: float | Sequence[float] | None) -> float:
         """The guidance to sample ``level`` with: ``requested`` (one value for every level, or one per
         level from the top down, None for a level's default), else DEFAULT_GUIDANCE for a prior
@@ -254,23 +269,24 @@ class Bundle:
         model, guiding the upsamplers too carried the artist better than guiding the top prior
         alone (its model card), so every level trained for it is guided; on an earlier default
         model it cost pitched frames."""
-        if requested is not None and not isinstance(requested, numbers.Real):
-            if isinstance(requested, (str, bytes)) or not isinstance(requested, Sequence):
-                raise UserError(f"guidance must be a number or a list of numbers, one per level; got {requested!r}")
-            values, levels = list(requested), sorted(self.configs, reverse=True)
-            if len(values) != len(levels):
-                raise UserError(
-                    f"{len(values)} guidance values for a bundle of {len(levels)} levels: give one number for "
-                    f"every level, or {len(levels)}, from the top level down (e.g. {DEFAULT_GUIDANCE:g}"
-                    f"{',1' * (len(levels) - 1)} guides the top prior only)"
-                )
-            requested = values[levels.index(level)]
+        example = f"{DEFAULT_GUIDANCE:g}{',1' * (len(self.configs) - 1)} guides the top prior only"
+        requested = self._per_level(level, requested, "guidance", example)
         if requested is None:
             return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
         number = isinstance(requested, numbers.Real) and not isinstance(requested, bool)
         if not (number and requested > 0 and math.isfinite(requested)):
             raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested!r}")
         return float(requested)
+
+    def temperature(self, level: int, requested: float | Sequence[float]) -> float:
+        """The temperature to sample ``level`` with: one value for every level, or one per level from
+        the top down (a cooler one for the upsamplers draws fewer of their unlikely codes)."""
+        example = "0.99" + ",0.9" * (len(self.configs) - 1) + " samples the upsamplers cooler"
+        value = self._per_level(level, requested, "temperature", example)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and value > 0 and math.isfinite(value)):
+            raise UserError(f"--temperature must be above 0, not {value!r}")
+        return float(value)
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
         """The prior of ``level``, with the adapter merged into it when it is the adapter's level."""

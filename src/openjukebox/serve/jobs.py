@@ -44,6 +44,7 @@ MAX_SECONDS = 900  # the longest song a job may ask for: the shipped model times
 
 
 Guidance = Annotated[float, Field(gt=0, le=20)]
+Temperature = Annotated[float, Field(gt=0, le=10)]
 
 
 class JobRequest(BaseModel):
@@ -58,7 +59,9 @@ class JobRequest(BaseModel):
     genre: str | None = Field(None, max_length=200)
     lyrics: str | None = Field(None, max_length=20_000, description="plain text, or LRC ([mm:ss.xx] lines)")
     seed: int | None = Field(None, ge=0, lt=2**31)
-    temperature: float = Field(0.99, gt=0, le=10)
+    temperature: Temperature | list[Temperature] = Field(
+        0.99, description="one value for every level, or one per level from the top down (0.99, 0.9, 0.9)"
+    )
     guidance: Guidance | list[Guidance] | None = Field(
         None, description="one value for every level, or one per level from the top down (3, 1, 1: the top only)"
     )
@@ -177,6 +180,7 @@ class JobStore:
         b = self.bundle
         b.labels(1, request.artist, request.genre)
         b.guidance(b.top, request.guidance)  # a list of the wrong length
+        b.temperature(b.top, request.temperature)
         if request.source_job is None and request.seconds is None:
             raise UserError("say how long the song should be (seconds)")
         if request.seconds is not None or request.label_seconds is not None:
