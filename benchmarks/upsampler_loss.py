@@ -1,0 +1,130 @@
+"""How much of the artist and genre do the upsamplers lose? Real held-out clips re-rendered below
+their own top-level codes, judged with their true labels.
+
+    python benchmarks/upsampler_loss.py --runs WORK [--bundle WORK/bundle] [--clips 64] [--temperature 0.99]
+        [--cache FILE.npz] [--out FILE]
+
+Each held-out real clip is encoded; its true top-level codes are kept and both upsamplers sample
+the levels below them with the clip's own artist and genre (``openjukebox sample --codes``, the
+upsample mode, default guidance). The level-0 audio is judged by the conditioning judges of
+``eval_model.py`` (``clip_classifier.choose`` on the real training clips as the VQ-VAE renders them
+at level 0: the chosen one, and the best on log-mel statistics alone) next to the same clips
+through the codec (every level's true codes). What the judges lose between the two is the
+upsamplers' loss, with no top prior in the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from clip_classifier import METRICS, SR, best, choose, clip_features, fit, real_clips, recognition, through_codec
+
+from openjukebox.api import sample
+from openjukebox.audio.io import load_audio
+from openjukebox.checkpoint import load_vqvae, model_id
+from openjukebox.cli.args import per_level
+from openjukebox.codes import CodesFile
+from openjukebox.fileio import atomic_path
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (all of them when ``k >= n``)."""
+    return list(range(n)) if k >= n else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def train_features(runs: Path, vq, train: list, cache: Path | None) -> np.ndarray:
+    """``clip_features`` of the training clips through the codec at level 0 (kept in ``cache``
+    for the same VQ-VAE and clips)."""
+    key = f"{model_id(runs / 'vqvae')}:{len(train)}:{len(train[0][0])}"
+    if cache and cache.exists():
+        kept = np.load(cache)
+        if str(kept["key"]) == key:
+            return kept["x"]
+    x = np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in train])
+    if cache:
+        with atomic_path(cache) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, x=x, key=key)
+    return x
+
+
+@torch.no_grad()
+def top_codes(vq, audio: np.ndarray) -> torch.Tensor:
+    """(T_top,) the VQ-VAE's top-level codes of ``audio`` (a whole number of top hops)."""
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, 1, -1)
+    return vq.encode(x, vq.config.levels - 1)[0]
+
+
+def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.ndarray]:
+    """Level-0 audio of each clip (audio, genre, artist, piece): its true top codes, the levels below
+    sampled with its labels; clips of one (artist, genre) are sampled together."""
+    out: list[np.ndarray | None] = [None] * len(clips)
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, genre, artist, _) in enumerate(clips):
+        groups.setdefault((artist, genre), []).append(i)
+    top = vq.config.levels - 1
+    for g, ((artist, genre), idx) in enumerate(sorted(groups.items())):
+        codes = torch.stack([top_codes(vq, clips[i][0]) for i in idx])
+        n_samples = len(clips[idx[0]][0])
+        with tempfile.TemporaryDirectory() as tmp:
+            given = CodesFile({top: codes}, SR, n_samples, vq.hop_lengths, {"id": model_id(bundle / "vqvae")})
+            given.save(Path(tmp) / "true.codes")
+            meta = sample(
+                bundle, Path(tmp) / "out", n_samples / SR, artist, genre, len(idx), temperature=temperature,
+                seed=seed + g, codes_file=Path(tmp) / "true.codes",
+            )  # fmt: skip
+            for i, f in zip(idx, meta["files"][0], strict=True):
+                out[i] = load_audio(f, SR)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=Path, required=True, help="the recipe's folder (all.jsonl, top/split.json, vqvae)")
+    p.add_argument("--bundle", type=Path, help="the model whose upsamplers are heard (default RUNS/bundle)")
+    p.add_argument("--clips", type=int, default=64, help="held-out clips, spread over the held-out files (default 64)")
+    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4, as eval_model.py's)")
+    p.add_argument("--temperature", type=per_level, default=0.99, help="as `openjukebox sample --temperature`")
+    p.add_argument("--seed", type=int, default=700, help="the first label group's seed (default 700)")
+    p.add_argument("--cache", type=Path, help="keep the training clips' features here (12 minutes on 1 core)")
+    p.add_argument("--out", type=Path, help="write the report here too (JSON)")
+    args = p.parse_args()
+    bundle = args.bundle or args.runs / "bundle"
+    entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
+    split = json.loads((args.runs / "top" / "split.json").read_text())
+    vq = load_vqvae(args.runs / "vqvae")
+    step = int(args.seconds * SR) // vq.hop_lengths[-1] * vq.hop_lengths[-1]
+    train = real_clips(args.runs, entries, split["train"], step)
+    held = real_clips(args.runs, entries, split["validation"], step)
+    held = [held[i] for i in spread(len(held), args.clips)]
+    x = train_features(args.runs, vq, train, args.cache)
+    heard = {
+        "through_codec": np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in held]),
+        "true_top_codes_upsampled": np.array(
+            [clip_features(a) for a in resampled(bundle, vq, held, args.temperature, args.seed)]
+        ),
+    }
+    report = {"clips": len(held), "seconds": step / SR, "temperature": args.temperature, "first_seed": args.seed}
+    for column, kind in ((2, "artist"), (1, "genre")):
+        labels, want = [r[column] for r in train], [r[column] for r in held]
+        classes = sorted(set(labels))
+        settings, table = choose(list(x), labels, [r[3] for r in train], METRICS[kind])
+        report[kind] = {"chance": round(1 / len(classes), 3)}
+        for judge, chosen in (("chosen", settings), ("timbre_only", best(table, "mel"))):
+            clf = fit(list(x), labels, **chosen)
+            report[kind][judge] = {"settings": chosen} | {
+                name: recognition(clf.predict(f), want, classes) for name, f in heard.items()
+            }
+    print(json.dumps(report, indent=1))
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            Path(tmp).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""benchmarks/upsampler_loss.py: real clips re-rendered below their own top-level codes."""
+
+import numpy as np
+import pytest
+import torch
+
+from openjukebox.api import sample
+from openjukebox.audio.io import load_audio
+from openjukebox.checkpoint import load_vqvae, model_id
+from openjukebox.codes import CodesFile
+
+from .scripts import load_benchmark
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def loss():
+    return load_benchmark("upsampler_loss")
+
+
+def test_clips_are_spread_evenly_over_the_list(loss):
+    assert loss.spread(10, 4) == [0, 3, 6, 9]
+    assert loss.spread(3, 5) == [0, 1, 2]
+
+
+def test_each_clip_keeps_its_top_codes_and_is_upsampled_with_its_own_labels(loss, bundle, tmp_path):
+    vq = load_vqvae(bundle / "vqvae")
+    n = 26624  # 1.2 s, a whole number of top hops
+    rng = np.random.default_rng(0)
+    clips = [(rng.normal(0, 0.3, n).astype(np.float32), g, a, "p") for a, g in
+             (("Bach", "choir"), ("Ada Lovelace", "organ"), ("Bach", "choir"))]  # fmt: skip
+    heard = loss.resampled(bundle, vq, clips, 0.99, seed=5)
+    assert len(heard) == 3 and all(len(h) == n for h in heard)
+    # the second clip alone is the first label group in sorted order ("Ada Lovelace"): seed 5
+    codes = loss.top_codes(vq, clips[1][0])[None]
+    CodesFile({2: codes}, SR, n, vq.hop_lengths, {"id": model_id(bundle / "vqvae")}).save(tmp_path / "true.codes")
+    meta = sample(bundle, tmp_path / "alone", n / SR, "Ada Lovelace", "organ", 1, seed=5,
+                  codes_file=tmp_path / "true.codes")  # fmt: skip
+    np.testing.assert_array_equal(heard[1], load_audio(meta["files"][0][0], SR))
+    kept = CodesFile.load(tmp_path / "alone" / "codes.codes").codes[2]
+    assert torch.equal(kept, codes)  # the true top codes were kept, not sampled
+    assert not np.array_equal(heard[0], heard[2])  # one group, two samples
