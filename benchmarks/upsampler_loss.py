@@ -55,9 +55,9 @@ def train_features(runs: Path, vq, train: list, cache: Path | None) -> np.ndarra
 
 @torch.no_grad()
 def top_codes(vq, audio: np.ndarray) -> torch.Tensor:
-    """(T_top,) the VQ-VAE's top-level codes of ``audio`` (a whole number of top hops)."""
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, 1, -1)
-    return vq.encode(x, vq.config.levels - 1)[0]
+    """(T_top,) the VQ-VAE's top-level codes of ``audio``, zero-padded to a whole number of top hops."""
+    padded = np.pad(np.asarray(audio, dtype=np.float32), (0, -len(audio) % vq.hop_lengths[-1]))
+    return vq.encode(torch.from_numpy(padded).view(1, 1, -1), vq.config.levels - 1)[0]
 
 
 def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.ndarray]:
@@ -70,7 +70,7 @@ def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.
     top = vq.config.levels - 1
     for g, ((artist, genre), idx) in enumerate(sorted(groups.items())):
         codes = torch.stack([top_codes(vq, clips[i][0]) for i in idx])
-        n_samples = len(clips[idx[0]][0])
+        n_samples, length = codes.shape[1] * vq.hop_lengths[-1], len(clips[idx[0]][0])
         with tempfile.TemporaryDirectory() as tmp:
             given = CodesFile({top: codes}, SR, n_samples, vq.hop_lengths, {"id": model_id(bundle / "vqvae")})
             given.save(Path(tmp) / "true.codes")
@@ -79,7 +79,7 @@ def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.
                 seed=seed + g, codes_file=Path(tmp) / "true.codes",
             )  # fmt: skip
             for i, f in zip(idx, meta["files"][0], strict=True):
-                out[i] = load_audio(f, SR)
+                out[i] = load_audio(f, SR)[:length]
     return out
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((args.runs / "top" / "split.json").read_text())
     vq = load_vqvae(args.runs / "vqvae")
-    step = int(args.seconds * SR) // vq.hop_lengths[-1] * vq.hop_lengths[-1]
+    step = int(args.seconds * SR)  # as eval_model.py's clips: the same judges
     train = real_clips(args.runs, entries, split["train"], step)
     held = real_clips(args.runs, entries, split["validation"], step)
     held = [held[i] for i in spread(len(held), args.clips)]
