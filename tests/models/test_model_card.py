@@ -142,3 +142,25 @@ def test_the_audio_and_conditioning_figures_are_those_measured():
     s300 = two["seeds_300"]["genre"]["classifier_on_vqvae_level_0_timbre_only"]["generated_level_0_guidance_default"]
     assert f"With seeds 300 + k the timbre judge gives {pct(s300['accuracy'])} genre" in card
     assert "best timbre-only candidate beside it (C = 10, no class weights, for both labels)" in card
+
+
+def test_the_upsampler_temperature_figures_are_those_measured():
+    m = ROOT / "docs" / "measurements"
+    sweep = json.loads((m / "upsampler_temperature_seeds_500.json").read_text())["candidates"]
+    rule, readme = _flat(m / "upsampler_temperature_rule.md"), _flat(ROOT / "README.md")
+    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
+    table = rule.replace("**", "")  # the rule's table, bold marks aside
+    for name, row in sweep.items():
+        chosen, timbre, spectral = row["chosen"], row["timbre_only"], row["spectral_level_0"]
+        assert row["S"] == round(100 * (chosen["genre_accuracy"] + chosen["artist_balanced_accuracy"]) / 2, 2)
+        assert row["top_level_alone"] == sweep["0.99 (default)"]["top_level_alone"]  # the same top codes
+        assert (
+            f"| {name} | {row['S']:.1f} | "
+            f"{pct(chosen['genre_accuracy'])} / {pct(chosen['artist_balanced_accuracy'])} | "
+            f"{pct(timbre['genre_accuracy'])} / {pct(timbre['artist_balanced_accuracy'])} | "
+            f"{spectral['noise_likeness']:.3f} | {spectral['harmonic_share']:.2f} |" in table
+        ), name
+    best = max((r["S"], n) for n, r in sweep.items() if n != "0.99 (default)")
+    assert best[0] - sweep["0.99 (default)"]["S"] < 3  # short of the rule's 3 points: the default stays
+    nl = [f"{sweep[n]['spectral_level_0']['noise_likeness']:.3f}" for n in ("0.99 (default)", "0.99,0.9,0.9")]
+    assert f"(noise-likeness {nl[0]} at 0.99, {nl[1]} at 0.9," in readme
