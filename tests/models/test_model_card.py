@@ -164,3 +164,35 @@ def test_the_upsampler_temperature_figures_are_those_measured():
     assert best[0] - sweep["0.99 (default)"]["S"] < 3  # short of the rule's 3 points: the default stays
     nl = [f"{sweep[n]['spectral_level_0']['noise_likeness']:.3f}" for n in ("0.99 (default)", "0.99,0.9,0.9")]
     assert f"(noise-likeness {nl[0]} at 0.99, {nl[1]} at 0.9," in readme
+
+
+def test_the_upsampler_loss_figures_are_those_measured():
+    loss = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())["default"]
+    card, readme = _flat(DEFAULT_MODEL / "MODEL_CARD.md"), _flat(ROOT / "README.md")
+    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
+    assert loss["clips"] == 64 and loss["temperature"] == 0.99
+    rows = [
+        ("genre, accuracy, timbre and music judge (chosen)", "genre", "chosen", "accuracy"),
+        ("genre, accuracy, timbre judge", "genre", "timbre_only", "accuracy"),
+        ("artist, balanced accuracy, chosen judge", "artist", "chosen", "balanced_accuracy"),
+        ("artist, balanced accuracy, timbre judge", "artist", "timbre_only", "balanced_accuracy"),
+    ]
+    for text, kind, judge, metric in rows:
+        e = loss[kind][judge]
+        codec, upsampled = pct(e["through_codec"][metric]), pct(e["true_top_codes_upsampled"][metric])
+        upsampled = f"**{upsampled}**" if judge == "chosen" and kind == "genre" else upsampled
+        assert f"| {text} | {codec} | {upsampled} |" in card, text
+    chosen = loss["genre"]["chosen"]
+    got, codec = pct(chosen["true_top_codes_upsampled"]["accuracy"]), pct(chosen["through_codec"]["accuracy"])
+    assert f"as their genre {got} of the time, against {codec} for the same clips through the codec" in card
+    assert f"their genre {got} of the time ({codec} through the codec)" in readme
+    assert f"as its genre {got} of the time ({codec} through the codec)" in readme
+    cool = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
+    cool = cool["upsamplers_at_temperature_0.9"]["genre"]
+    assert (
+        f"upsamplers at 0.9 did no better: {pct(cool['chosen']['true_top_codes_upsampled']['accuracy'])} genre by "
+        f"the chosen judge (timbre judge: {pct(cool['timbre_only']['true_top_codes_upsampled']['accuracy'])})" in card
+    )
+    # the judges are eval_model's: the settings its cross-validation chose on the same clips
+    assert loss["genre"]["chosen"]["settings"] == {"features": "mel+music", "C": 1.0, "class_weight": None}
+    assert loss["artist"]["chosen"]["settings"] == {"features": "mel+music", "C": 1.0, "class_weight": "balanced"}
