@@ -57,6 +57,7 @@ from openjukebox.audio.measures import mean_measures
 from openjukebox.checkpoint import load_prior, load_vqvae
 from openjukebox.cli.args import per_level
 from openjukebox.codec.losses import log_stft_distance, spectral_convergence_db
+from openjukebox.errors import UserError
 from openjukebox.fileio import atomic_path
 from openjukebox.lyrics.timed import read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
@@ -456,6 +457,12 @@ def main() -> None:
             args.temperature,
         ),
     }
+    if not args.only or {"audio", "conditioning"} & set(args.only):  # before the hours of features
+        b = Bundle(bundle)
+        try:
+            [b.temperature(lv, args.temperature) for lv in b.prior_dirs]
+        except UserError as e:
+            raise SystemExit(f"--temperature: {e}") from None
     out = Path(args.out or runs / "quality.json")
     # with --only, the parts measured are merged into an existing report (rerun a failed part alone)
     report = json.loads(out.read_text()) if args.only and out.exists() else {}

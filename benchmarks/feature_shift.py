@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from clip_classifier import FEATURE_NAMES, SR, clip_features, real_clips, through_codec  # beside this script
+from generated_clips import kept_files  # beside this script
 
 from openjukebox.audio.io import load_audio
 from openjukebox.checkpoint import load_vqvae
@@ -41,9 +42,7 @@ def main() -> None:
     for part, key in (("train", "train"), ("held", "validation")):
         clips = real_clips(args.runs, entries, split[key], 4 * SR)  # as eval_model.py's conditioning takes them
         real[part] = np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in clips])
-    files = []
-    for done in sorted((args.clips_dir / f"guidance_{args.guidance}").glob("request_*/clips.json")):
-        files += [done.parent / f for f in json.loads(done.read_text())["files"]["0"]]
+    files = kept_files(args.clips_dir, args.guidance, 0)
     generated = np.array([clip_features(load_audio(f, SR)) for f in files])
     z_gen, z_held = shift(real["train"], generated), shift(real["train"], real["held"])
     order = np.argsort(-np.abs(z_gen))

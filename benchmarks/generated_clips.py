@@ -32,6 +32,15 @@ def clip_settings(
     }
 
 
+def kept_files(clips_dir: Path, guidance: str, level: int) -> list[Path]:
+    """The audio files of ``level`` that ``clips_dir`` (an ``eval_model.py --clips-dir``) keeps for
+    the guidance named ``guidance``, request by request."""
+    files = []
+    for done in sorted((clips_dir / f"guidance_{guidance}").glob("request_*/clips.json")):
+        files += [done.parent / f for f in json.loads(done.read_text())["files"][str(level)]]
+    return files
+
+
 def sampled_clips(bundle: Path, folder: Path, settings: dict) -> dict[int, list[Path]]:
     """{level: [audio files]} of the clips ``settings`` (``clip_settings`` with the request's artist,
     genre and seed) describe, sampled into ``folder``; a folder that already holds them (an earlier

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from generated_clips import kept_files  # beside this script
 
 from openjukebox.audio.io import load_audio
 from openjukebox.audio.measures import harmonic_share, magnitude, noise_likeness
@@ -22,18 +23,12 @@ from openjukebox.fileio import atomic_path
 SR = 22050
 
 
-def kept_files(clips_dir: Path, guidance: str, level: int) -> list[Path]:
-    """The audio files of ``level`` that ``clips_dir`` keeps for ``guidance``, request by request."""
-    files = []
-    for done in sorted((clips_dir / f"guidance_{guidance}").glob("request_*/clips.json")):
-        files += [done.parent / f for f in json.loads(done.read_text())["files"][str(level)]]
-    return files
-
-
 def spectral_measures(files: list[Path]) -> dict:
     """Mean noise-likeness and harmonic share of ``files`` (NaN-skipping), and their number."""
+    if not files:
+        raise SystemExit("no kept clips there: check the folder, --guidance and --level")
     rows = [(noise_likeness(m, SR), harmonic_share(m)) for m in (magnitude(load_audio(f, SR)) for f in files)]
-    nl, hs = np.array(rows, dtype=float).T if rows else (np.array([]), np.array([]))
+    nl, hs = np.array(rows, dtype=float).T
     return {"clips": len(rows), "noise_likeness": round(float(np.nanmean(nl)), 4),
             "harmonic_share": round(float(np.nanmean(hs)), 4)}  # fmt: skip
 

@@ -29,12 +29,16 @@ from openjukebox.audio.io import load_audio
 from openjukebox.checkpoint import load_vqvae, model_id
 from openjukebox.cli.args import per_level
 from openjukebox.codes import CodesFile
+from openjukebox.errors import UserError
 from openjukebox.fileio import atomic_path
+from openjukebox.sampling.bundle import Bundle
 
 
 def spread(n: int, k: int) -> list[int]:
     """``k`` indices spread evenly over ``range(n)`` (all of them when ``k >= n``)."""
-    return list(range(n)) if k >= n else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+    if k >= n or k < 2:
+        return list(range(min(n, max(k, 0))))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def train_features(runs: Path, vq, train: list, cache: Path | None) -> np.ndarray:
@@ -60,9 +64,10 @@ def top_codes(vq, audio: np.ndarray) -> torch.Tensor:
     return vq.encode(torch.from_numpy(padded).view(1, 1, -1), vq.config.levels - 1)[0]
 
 
-def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.ndarray]:
-    """Level-0 audio of each clip (audio, genre, artist, piece): its true top codes, the levels below
-    sampled with its labels; clips of one (artist, genre) are sampled together."""
+def resampled(bundle: Path, vq, codec_id: str, clips: list, temperature, seed: int) -> list[np.ndarray]:
+    """Level-0 audio of each clip (audio, genre, artist, piece): its true top codes (by ``vq``, whose
+    model id is ``codec_id``), the levels below sampled with its labels; clips of one (artist,
+    genre) are sampled together."""
     out: list[np.ndarray | None] = [None] * len(clips)
     groups: dict[tuple, list[int]] = {}
     for i, (_, genre, artist, _) in enumerate(clips):
@@ -72,7 +77,7 @@ def resampled(bundle: Path, vq, clips: list, temperature, seed: int) -> list[np.
         codes = torch.stack([top_codes(vq, clips[i][0]) for i in idx])
         n_samples, length = codes.shape[1] * vq.hop_lengths[-1], len(clips[idx[0]][0])
         with tempfile.TemporaryDirectory() as tmp:
-            given = CodesFile({top: codes}, SR, n_samples, vq.hop_lengths, {"id": model_id(bundle / "vqvae")})
+            given = CodesFile({top: codes}, SR, n_samples, vq.hop_lengths, {"id": codec_id})  # sample checks it
             given.save(Path(tmp) / "true.codes")
             meta = sample(
                 bundle, Path(tmp) / "out", n_samples / SR, artist, genre, len(idx), temperature=temperature,
@@ -95,6 +100,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write the report here too (JSON)")
     args = p.parse_args()
     bundle = args.bundle or args.runs / "bundle"
+    b = Bundle(bundle)
+    try:  # before the 12 minutes of features
+        [b.temperature(lv, args.temperature) for lv in b.prior_dirs]
+    except UserError as e:
+        raise SystemExit(f"--temperature: {e}") from None
     entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((args.runs / "top" / "split.json").read_text())
     vq = load_vqvae(args.runs / "vqvae")
@@ -103,11 +113,10 @@ def main() -> None:
     held = real_clips(args.runs, entries, split["validation"], step)
     held = [held[i] for i in spread(len(held), args.clips)]
     x = train_features(args.runs, vq, train, args.cache)
+    upsampled = resampled(bundle, vq, model_id(args.runs / "vqvae"), held, args.temperature, args.seed)
     heard = {
         "through_codec": np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in held]),
-        "true_top_codes_upsampled": np.array(
-            [clip_features(a) for a in resampled(bundle, vq, held, args.temperature, args.seed)]
-        ),
+        "true_top_codes_upsampled": np.array([clip_features(a) for a in upsampled]),
     }
     report = {"clips": len(held), "seconds": step / SR, "temperature": args.temperature, "first_seed": args.seed}
     for column, kind in ((2, "artist"), (1, "genre")):

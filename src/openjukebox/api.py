@@ -186,6 +186,9 @@ def sample(
     every level, or one per level from the top down. Default: 3 on every level whose prior was
     trained with label dropout, else 1 (none).
 
+    ``temperature`` divides the logits: one value for every level, or one per level from the top
+    down (``(0.99, 0.9, 0.9)`` samples the upsamplers cooler).
+
     ``quantize="int8"`` samples with int8 weights in the priors' transformers (CPU only; faster for
     priors of width 512 and more, slower for small ones). ``fast=False`` takes the reference
     per-token path instead of the fast decode step (the same codes up to float rounding; slower).

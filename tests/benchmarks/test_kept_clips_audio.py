@@ -13,6 +13,7 @@ SR = 22050
 
 @pytest.fixture(scope="module")
 def kept():
+    pytest.importorskip("librosa")
     return load_benchmark("kept_clips_audio")
 
 
@@ -37,3 +38,5 @@ def test_a_tone_is_less_noise_like_and_more_harmonic_than_noise(kept, tmp_path):
     assert tones["clips"] == 2 and noisy["clips"] == 1
     assert tones["noise_likeness"] < 0.05 < 0.3 < noisy["noise_likeness"]
     assert tones["harmonic_share"] > 0.9 > noisy["harmonic_share"]
+    with pytest.raises(SystemExit, match="no kept clips there"):
+        kept.spectral_measures(kept.kept_files(tmp_path / "tones", "3,1,1", 0))

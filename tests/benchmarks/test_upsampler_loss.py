@@ -22,6 +22,7 @@ def loss():
 def test_clips_are_spread_evenly_over_the_list(loss):
     assert loss.spread(10, 4) == [0, 3, 6, 9]
     assert loss.spread(3, 5) == [0, 1, 2]
+    assert loss.spread(10, 1) == [0] and loss.spread(10, 0) == []
 
 
 def test_each_clip_keeps_its_top_codes_and_is_upsampled_with_its_own_labels(loss, bundle, tmp_path):
@@ -30,7 +31,7 @@ def test_each_clip_keeps_its_top_codes_and_is_upsampled_with_its_own_labels(loss
     rng = np.random.default_rng(0)
     clips = [(rng.normal(0, 0.3, n).astype(np.float32), g, a, "p") for a, g in
              (("Bach", "choir"), ("Ada Lovelace", "organ"), ("Bach", "choir"))]  # fmt: skip
-    heard = loss.resampled(bundle, vq, clips, 0.99, seed=5)
+    heard = loss.resampled(bundle, vq, model_id(bundle / "vqvae"), clips, 0.99, seed=5)
     assert len(heard) == 3 and all(len(h) == n for h in heard)
     # the second clip alone is the first label group in sorted order ("Ada Lovelace"): seed 5
     codes = loss.top_codes(vq, clips[1][0])[None]
