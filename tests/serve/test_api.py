@@ -183,11 +183,13 @@ def song_labels(client, song) -> dict:
 def test_a_job_samples_the_upsampled_levels_in_segments(client, song):
     request = {k: SONG[k] for k in ("artist", "genre", "seed")} | {"source_job": song["job"]["id"], "segments": 4}
     request["guidance"] = [3, 1.5, 1]  # one per level from the top down
+    request["temperature"] = [0.99, 0.9, 0.8]
     job = finish(client, client.post("/api/jobs", json=request).json()["id"])
     assert job["status"] == "done", job["error"]
     meta = client.get(f"/api/jobs/{job['id']}/files/metadata.json").json()
     assert {lv: meta["settings"][lv]["segments"] for lv in ("1", "0")} == {"1": 4, "0": 4}
     assert {lv: meta["settings"][lv]["guidance"] for lv in ("1", "0")} == {"1": 1.5, "0": 1.0}
+    assert {lv: meta["settings"][lv]["temperature"] for lv in ("1", "0")} == {"1": 0.9, "0": 0.8}
     before = CodesFile.load(_saved(client.get(f"/api/jobs/{song['job']['id']}/files/codes.codes").content)).codes
     after = CodesFile.load(_saved(client.get(f"/api/jobs/{job['id']}/files/codes.codes").content)).codes
     assert torch.equal(after[2], before[2])

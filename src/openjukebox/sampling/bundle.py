@@ -246,7 +246,7 @@ class Bundle:
             )
         return (None if "artist" in names else artist), (None if "genre" in names else genre)
 
-    def _per_level(self, level: int, requested, what: str, example: str):
+    def _per_level(self, level: int, requested: object, what: str, example: str) -> object:
         """``requested`` for ``level``: one value for every level, or a list of one per level from the
         top down (``example`` shows such a list in the error for a list of the wrong length)."""
         if requested is None or isinstance(requested, numbers.Real):
