@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from clip_classifier import FEATURE_NAMES, SR, clip_features, real_clips, through_codec  # beside this script
 from generated_clips import kept_files  # beside this script
+from reports import emit  # beside this script
 
 from openjukebox.audio.io import load_audio
 from openjukebox.checkpoint import load_vqvae
-from openjukebox.fileio import atomic_path
 
 
 def shift(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -56,9 +56,7 @@ def main() -> None:
             f"{name:22s} generated {report['generated_minus_real_sd'][name]:+6.2f} sd   "
             f"real held-out {report['real_held_out_minus_real_sd'][name]:+6.2f} sd"
         )
-    if args.out:
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=1))
+    emit(report, args.out, show=False)  # the table above is what it prints
 
 
 if __name__ == "__main__":

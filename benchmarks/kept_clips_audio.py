@@ -10,15 +10,14 @@ track, the slow part of ``mean_measures``).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from generated_clips import kept_files  # beside this script
+from reports import emit  # beside this script
 
 from openjukebox.audio.io import load_audio
 from openjukebox.audio.measures import harmonic_share, magnitude, noise_likeness
-from openjukebox.fileio import atomic_path
 
 SR = 22050
 
@@ -41,10 +40,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write the report here too (JSON)")
     args = p.parse_args()
     report = {str(d): spectral_measures(kept_files(d, args.guidance, args.level)) for d in args.clips_dirs}
-    print(json.dumps(report, indent=1))
-    if args.out:
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=1))
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from clip_classifier import METRICS, SR, best, choose, clip_features, fit, real_clips, recognition, through_codec
+from reports import emit  # beside this script
 
 from openjukebox.api import sample
 from openjukebox.audio.io import load_audio
@@ -129,10 +130,7 @@ def main() -> None:
             report[kind][judge] = {"settings": chosen} | {
                 name: recognition(clf.predict(f), want, classes) for name, f in heard.items()
             }
-    print(json.dumps(report, indent=1))
-    if args.out:
-        with atomic_path(args.out) as tmp:
-            Path(tmp).write_text(json.dumps(report, indent=1))
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
