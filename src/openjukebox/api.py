@@ -120,9 +120,8 @@ def decode(
 ) -> np.ndarray:
     """Decode one level of a codes file to audio: float32 (N, T) at ``codes.sample_rate``."""
     if level not in codes.codes:
-        raise UserError(
-            f"the codes file has levels {', '.join(map(str, sorted(codes.codes)))}, not level {level}; give one of them"
-        )
+        levels = ", ".join(map(str, sorted(codes.codes)))
+        raise UserError(f"the codes file has levels {levels}, not level {level}; give one of them")
     device = torch.device(device) if device else default_device()
     model = model or load_vqvae(resolve_codec(codes, model_dir), device)
     z = codes.codes[level].to(device)
@@ -157,6 +156,7 @@ def sample(
     prompt_audio: str | os.PathLike | None = None,
     prompt_seconds: float = 2.0,
     codes_file: str | os.PathLike | None = None,
+    keep_down_to: int | None = None,
     lyrics: str | None = None,
     label_seconds: float | None = None,
     lyrics_file: str | os.PathLike | None = None,
@@ -174,7 +174,7 @@ def sample(
     Modes: ancestral (default); primed (``prompt_audio``: its first ``prompt_seconds`` are encoded
     and the songs continue after them); continue or upsample (``codes_file``: its codes are kept,
     the songs extended to ``seconds``; complete upper levels are only upsampled, e.g. with another
-    artist or genre).
+    artist or genre; ``keep_down_to`` keeps the given codes from the top down to that level too).
 
     ``lyrics`` (text) or ``lyrics_file`` (``.txt``, or ``.lrc`` for timed lyrics) need a top prior
     trained with lyrics; the songs' lyric alignment is then written to ``alignment/sample_{i}``
@@ -238,7 +238,9 @@ def sample(
     songs = bundle.lyrics(n_samples, lyrics, lyrics_file, seconds if label_seconds is None else label_seconds)
     bundle.check_alignment_head(alignment_head)
     labels = bundle.labels(n_samples, artist, genre)
-    given, mode = _given_codes(bundle, n_samples, seconds, prompt_audio, prompt_seconds, codes_file, device)
+    given, mode = _given_codes(
+        bundle, n_samples, seconds, prompt_audio, prompt_seconds, codes_file, device, keep_down_to
+    )
     state = out / "codes.codes"
     seed = _seed(seed, state)
     settings = {
@@ -388,8 +390,10 @@ def _write_alignment(bundle, codes: CodesFile, songs, settings, head, out: Path,
     return used
 
 
-def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device):
+def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device, down_to=None):
     """({level: (n, P_L) codes to continue after}, mode name) for the sampling modes."""
+    if down_to is not None and (not codes_file or down_to not in range(1, bundle.top + 1)):
+        raise UserError(f"--keep-down-to: give --codes and a level from 1 to {bundle.top}, not {down_to}")
     if codes_file:
         codes = CodesFile.load(codes_file)
         if codes.model.get("id") and codes.model["id"] != bundle.codec_id:
@@ -399,10 +403,13 @@ def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: f
         }
         from .sampling.song import song_lengths
 
-        if codes.n_samples >= song_lengths(bundle.configs, seconds)[0]:  # complete: re-render below its top
-            if bundle.top not in given:
-                raise ValueError(f"{codes_file} has no level-{bundle.top} codes to upsample")
-            return {bundle.top: given[bundle.top]}, "upsample"
+        kept = range(bundle.top if down_to is None else down_to, bundle.top + 1)
+        if codes.n_samples >= song_lengths(bundle.configs, seconds)[0]:  # complete: re-render below the kept levels
+            if missing := [lv for lv in reversed(kept) if lv not in given]:
+                raise ValueError(f"{codes_file} has no level-{missing[0]} codes to keep; give a file that has them")
+            return {lv: given[lv] for lv in kept}, "upsample"
+        if down_to is not None:
+            raise UserError(f"{codes_file} is shorter than the song; give no --seconds with --keep-down-to")
         return given, "continue"
     if prompt_audio:
         codes = encode(prompt_audio, bundle.vqvae_dir, device=device)

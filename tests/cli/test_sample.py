@@ -113,6 +113,10 @@ def test_continue_extends_a_song_and_upsample_rerenders_below_its_top(bundle, tm
     assert meta["mode"] == "upsample" and again.n_samples == first.n_samples
     assert torch.equal(again.codes[2], first.codes[2])  # the top level is kept...
     assert not torch.equal(again.codes[0], first.codes[0])  # ...the levels below are sampled anew
+    kept, meta = _run(bundle, tmp_path / "d", "--codes", str(tmp_path / "a" / "codes.codes"), "--keep-down-to", "1")
+    assert meta["mode"] == "upsample" and kept.n_samples == first.n_samples
+    assert torch.equal(kept.codes[2], first.codes[2]) and torch.equal(kept.codes[1], first.codes[1])  # both kept
+    assert not torch.equal(kept.codes[0], first.codes[0])  # the bottom level alone is sampled anew
 
 
 def test_mode_errors(bundle, tmp_path, capsys):

@@ -233,6 +233,7 @@ def sample(args: argparse.Namespace) -> int:
         prompt_audio=args.prompt,
         prompt_seconds=args.prompt_seconds,
         codes_file=args.codes,
+        keep_down_to=args.keep_down_to,
         lyrics_file=args.lyrics,
         alignment_head=args.alignment_head,
         **_shared_sampling(args),

@@ -247,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="LAYER:HEAD whose attention gives the lyric alignment (default: the model's, else the most monotonic)",
     )
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
+    smp.add_argument(
+        "--keep-down-to",
+        type=A.non_negative_int,
+        metavar="LEVEL",
+        help="with --codes of a complete song: keep its codes from the top level down to LEVEL and sample only "
+        "the levels below (default: the top level alone)",
+    )
 
     cmp = _add(sub, "compose", C.compose, help="co-compose: pick among candidate continuations, then upsample")
     _sampling_args(cmp)
