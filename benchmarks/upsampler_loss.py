@@ -2,7 +2,7 @@
 their own top-level codes, judged with their true labels.
 
     python benchmarks/upsampler_loss.py --runs WORK [--bundle WORK/bundle] [--clips 64] [--temperature 0.99]
-        [--cache FILE.npz] [--out FILE]
+        [--keep LEVEL] [--cache FILE.npz] [--out FILE]
 
 Each held-out real clip is encoded; its true top-level codes are kept and both upsamplers sample
 the levels below them with the clip's own artist and genre (``openjukebox sample --codes``, the
@@ -10,7 +10,8 @@ upsample mode, default guidance). The level-0 audio is judged by the conditionin
 ``eval_model.py`` (``clip_classifier.choose`` on the real training clips as the VQ-VAE renders them
 at level 0: the chosen one, and the best on log-mel statistics alone) next to the same clips
 through the codec (every level's true codes). What the judges lose between the two is the
-upsamplers' loss, with no top prior in the way.
+upsamplers' loss, with no top prior in the way. ``--keep 1`` keeps the true codes of level 1 too,
+so that only the bottom upsampler samples: what it loses alone.
 """
 
 from __future__ import annotations
@@ -59,30 +60,35 @@ def train_features(runs: Path, vq, train: list, cache: Path | None) -> np.ndarra
 
 
 @torch.no_grad()
-def top_codes(vq, audio: np.ndarray) -> torch.Tensor:
-    """(T_top,) the VQ-VAE's top-level codes of ``audio``, zero-padded to a whole number of top hops."""
+def true_codes(vq, audio: np.ndarray, level: int) -> torch.Tensor:
+    """(T_level,) the VQ-VAE's level codes of ``audio``, zero-padded to a whole number of top hops."""
     padded = np.pad(np.asarray(audio, dtype=np.float32), (0, -len(audio) % vq.hop_lengths[-1]))
-    return vq.encode(torch.from_numpy(padded).view(1, 1, -1), vq.config.levels - 1)[0]
+    return vq.encode(torch.from_numpy(padded).view(1, 1, -1), level)[0]
 
 
-def resampled(bundle: Path, vq, codec_id: str, clips: list, temperature, seed: int) -> list[np.ndarray]:
-    """Level-0 audio of each clip (audio, genre, artist, piece): its true top codes (by ``vq``, whose
-    model id is ``codec_id``), the levels below sampled with its labels; clips of one (artist,
-    genre) are sampled together."""
+def resampled(
+    bundle: Path, vq, codec_id: str, clips: list, temperature, seed: int, keep: int | None = None
+) -> list[np.ndarray]:
+    """Level-0 audio of each clip (audio, genre, artist, piece): its true codes (by ``vq``, whose
+    model id is ``codec_id``) of the levels from the top down to ``keep`` (default the top alone),
+    the levels below sampled with its labels; clips of one (artist, genre) are sampled together."""
     out: list[np.ndarray | None] = [None] * len(clips)
     groups: dict[tuple, list[int]] = {}
     for i, (_, genre, artist, _) in enumerate(clips):
         groups.setdefault((artist, genre), []).append(i)
     top = vq.config.levels - 1
+    keep = top if keep is None else keep
+    if not 0 < keep <= top:
+        raise ValueError(f"keep must be a level from 1 to {top} (level 0 is the one heard), not {keep}")
     for g, ((artist, genre), idx) in enumerate(sorted(groups.items())):
-        codes = torch.stack([top_codes(vq, clips[i][0]) for i in idx])
-        n_samples, length = codes.shape[1] * vq.hop_lengths[-1], len(clips[idx[0]][0])
+        codes = {lv: torch.stack([true_codes(vq, clips[i][0], lv) for i in idx]) for lv in range(keep, top + 1)}
+        n_samples, length = codes[top].shape[1] * vq.hop_lengths[-1], len(clips[idx[0]][0])
         with tempfile.TemporaryDirectory() as tmp:
-            given = CodesFile({top: codes}, SR, n_samples, vq.hop_lengths, {"id": codec_id})  # sample checks it
+            given = CodesFile(codes, SR, n_samples, vq.hop_lengths, {"id": codec_id})  # sample checks it
             given.save(Path(tmp) / "true.codes")
             meta = sample(
                 bundle, Path(tmp) / "out", n_samples / SR, artist, genre, len(idx), temperature=temperature,
-                seed=seed + g, codes_file=Path(tmp) / "true.codes",
+                seed=seed + g, codes_file=Path(tmp) / "true.codes", keep_down_to=keep,
             )  # fmt: skip
             for i, f in zip(idx, meta["files"][0], strict=True):
                 out[i] = load_audio(f, SR)[:length]
@@ -96,6 +102,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=64, help="held-out clips, spread over the held-out files (default 64)")
     p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4, as eval_model.py's)")
     p.add_argument("--temperature", type=per_level, default=0.99, help="as `openjukebox sample --temperature`")
+    p.add_argument("--keep", type=int, help="keep the true codes from the top down to this level (default the top)")
     p.add_argument("--seed", type=int, default=700, help="the first label group's seed (default 700)")
     p.add_argument("--cache", type=Path, help="keep the training clips' features here (12 minutes on 1 core)")
     p.add_argument("--out", type=Path, help="write the report here too (JSON)")
@@ -114,12 +121,18 @@ def main() -> None:
     held = real_clips(args.runs, entries, split["validation"], step)
     held = [held[i] for i in spread(len(held), args.clips)]
     x = train_features(args.runs, vq, train, args.cache)
-    upsampled = resampled(bundle, vq, model_id(args.runs / "vqvae"), held, args.temperature, args.seed)
+    top = vq.config.levels - 1
+    keep = top if args.keep is None else args.keep
+    if not 0 < keep <= top:
+        raise SystemExit(f"--keep: a level from 1 to {top} (level 0 is the one heard), not {keep}")
+    upsampled = resampled(bundle, vq, model_id(args.runs / "vqvae"), held, args.temperature, args.seed, keep)
+    kept = "top" if keep == top else f"levels_{top}_to_{keep}"
     heard = {
         "through_codec": np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in held]),
-        "true_top_codes_upsampled": np.array([clip_features(a) for a in upsampled]),
+        f"true_{kept}_codes_upsampled": np.array([clip_features(a) for a in upsampled]),
     }
     report = {"clips": len(held), "seconds": step / SR, "temperature": args.temperature, "first_seed": args.seed}
+    report["kept_levels"] = list(range(keep, top + 1))
     for column, kind in ((2, "artist"), (1, "genre")):
         labels, want = [r[column] for r in train], [r[column] for r in held]
         classes = sorted(set(labels))

@@ -34,7 +34,7 @@ def test_each_clip_keeps_its_top_codes_and_is_upsampled_with_its_own_labels(loss
     heard = loss.resampled(bundle, vq, model_id(bundle / "vqvae"), clips, 0.99, seed=5)
     assert len(heard) == 3 and all(len(h) == n for h in heard)
     # the second clip alone is the first label group in sorted order ("Ada Lovelace"): seed 5
-    codes = loss.top_codes(vq, clips[1][0])[None]
+    codes = loss.true_codes(vq, clips[1][0], 2)[None]
     assert codes.shape[1] * vq.hop_lengths[-1] == 26624
     CodesFile({2: codes}, SR, 26624, vq.hop_lengths, {"id": model_id(bundle / "vqvae")}).save(tmp_path / "true.codes")
     meta = sample(bundle, tmp_path / "alone", 26624 / SR, "Ada Lovelace", "organ", 1, seed=5,
@@ -43,3 +43,30 @@ def test_each_clip_keeps_its_top_codes_and_is_upsampled_with_its_own_labels(loss
     kept = CodesFile.load(tmp_path / "alone" / "codes.codes").codes[2]
     assert torch.equal(kept, codes)  # the true top codes were kept, not sampled
     assert not np.array_equal(heard[0], heard[2])  # one group, two samples
+
+
+def test_keep_1_keeps_the_true_codes_of_level_1_too_and_samples_level_0_alone(loss, bundle, tmp_path):
+    vq = load_vqvae(bundle / "vqvae")
+    n = 26624  # 1.2 s, a whole number of top hops
+    clip = np.random.default_rng(1).normal(0, 0.3, n).astype(np.float32)
+    heard = loss.resampled(bundle, vq, model_id(bundle / "vqvae"), [(clip, "choir", "Bach", "p")], 0.99, 5, keep=1)
+    codes = {lv: loss.true_codes(vq, clip, lv)[None] for lv in (1, 2)}
+    assert codes[1].shape[1] == n // vq.hop_lengths[1]
+    CodesFile(codes, SR, n, vq.hop_lengths, {"id": model_id(bundle / "vqvae")}).save(tmp_path / "true.codes")
+    meta = sample(
+        bundle,
+        tmp_path / "alone",
+        n / SR,
+        "Bach",
+        "choir",
+        1,
+        seed=5,
+        codes_file=tmp_path / "true.codes",
+        keep_down_to=1,
+    )
+    np.testing.assert_array_equal(heard[0], load_audio(meta["files"][0][0], SR))
+    out = CodesFile.load(tmp_path / "alone" / "codes.codes").codes
+    assert torch.equal(out[1], codes[1]) and torch.equal(out[2], codes[2])  # both kept
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="keep must be a level from 1 to 2"):
+            loss.resampled(bundle, vq, model_id(bundle / "vqvae"), [(clip, "choir", "Bach", "p")], 0.99, 5, keep=bad)

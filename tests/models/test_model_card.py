@@ -190,11 +190,24 @@ def test_the_upsampler_loss_figures_are_those_measured():
         ("artist, balanced accuracy, chosen judge", "artist", "chosen", "balanced_accuracy"),
         ("artist, balanced accuracy, timbre judge", "artist", "timbre_only", "balanced_accuracy"),
     ]
+    alone = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
+    alone = alone["bottom_upsampler_alone"]
+    assert alone["kept_levels"] == [1, 2] and alone["clips"] == 64 and alone["first_seed"] == loss["first_seed"]
     for text, kind, judge, metric in rows:
         e = loss[kind][judge]
         codec, upsampled = pct(e["through_codec"][metric]), pct(e["true_top_codes_upsampled"][metric])
         upsampled = f"**{upsampled}**" if judge == "chosen" and kind == "genre" else upsampled
-        assert f"| {text} | {codec} | {upsampled} |" in card, text
+        assert alone[kind][judge]["through_codec"] == e["through_codec"]  # the same clips and judges
+        level_0 = pct(alone[kind][judge]["true_levels_2_to_1_codes_upsampled"][metric])
+        assert f"| {text} | {codec} | {upsampled} | {level_0} |" in card, text
+    assert f"the artist falls to chance ({pct(alone['artist']['chance'])})" in card
+    got_alone = pct(alone["genre"]["chosen"]["true_levels_2_to_1_codes_upsampled"]["accuracy"])
+    assert f"its clips are heard as their genre {got_alone} of the time, and their artist at chance" in readme
+    fall = {
+        j: round(100 * (e["through_codec"]["accuracy"] - e["true_levels_2_to_1_codes_upsampled"]["accuracy"]))
+        for j, e in alone["genre"].items() if j != "chance"
+    }  # fmt: skip
+    assert f"the genre by {fall['chosen']} points (chosen judge) or {fall['timbre_only']} (timbre judge)" in card
     chosen = loss["genre"]["chosen"]
     got, codec = pct(chosen["true_top_codes_upsampled"]["accuracy"]), pct(chosen["through_codec"]["accuracy"])
     assert f"as their genre {got} of the time, against {codec} for the same clips through the codec" in card
