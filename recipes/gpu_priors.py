@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
+import lzma
 import os
 from pathlib import Path
 
@@ -36,7 +38,8 @@ def unpack(pack: Path, cache: Path, vqvae: str) -> AudioSet:
     codes = cache / "codes" / doc["vqvae_id"]
     codes.mkdir(parents=True, exist_ok=True)
     for part in doc["parts"]:
-        with np.load(pack / part["file"]) as arrays:
+        path = pack / part["file"]  # .npz.xz (or .npz: a pack made before)
+        with np.load(io.BytesIO(lzma.decompress(path.read_bytes())) if path.suffix == ".xz" else path) as arrays:
             for stem in arrays.files:
                 dest = level_file(codes / stem, part["level"])
                 if not dest.exists():

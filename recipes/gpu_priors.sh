@@ -12,6 +12,10 @@
 # MiB; the optimizer state stays behind, so a GPU run is one stage). On this machine:
 #   cat OUT/gpu_runs.tgz.* | tar xzf - -C WORK
 #   dry run on a CPU: OUT=/tmp/out TOP_STEPS=20 UP1_STEPS=20 ALIGN_STEPS=10 BATCH=8 EVAL=5 bash recipes/gpu_priors.sh
+# JOBS (default "top up1") names the runs side by side: up0 is the bottom upsampler (base_upsampler_0,
+# UP0_STEPS, default until MINUTES run out), on a pack that has level 0's codes (see
+# recipes/gpu_priors_pack.py: JOBS=up0 MINUTES=7.5 on a pack of levels 1 and 0). The alignment stage
+# runs when top is among them.
 set -euo pipefail
 PY=${PY:-python3}
 : "${OUT:?set OUT to the folder that comes back}"
@@ -38,28 +42,42 @@ train() {  # NAME ARGS...: one run, stopped as Ctrl-C would stop it (a saved, wh
 }
 RUNS=${RUNS:-/tmp/gpu_runs}
 mkdir -p "$OUT" "$RUNS"
-train top --level 2 --preset base_top_lyrics --steps "${TOP_STEPS:-4250}" &
-train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5750}" &
+JOBS=${JOBS:-top up1}
+for job in $JOBS; do
+    case $job in
+        top) train top --level 2 --preset base_top_lyrics --steps "${TOP_STEPS:-4250}" & ;;
+        up1) train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5750}" & ;;
+        up0) train up0 --level 0 --preset base_upsampler_0 --steps "${UP0_STEPS:-1000000}" & ;;
+        *) echo "unknown job $job (give JOBS from: top up1 up0)" >&2; exit 2 ;;
+    esac
+done
 wait
-echo "top and up1 trained for $(($(date +%s) - started)) s"
-timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/top_align" $BF16 \
-    --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-575}" --batch-size "$((BATCH / 2))" --lr 3e-4 \
-    --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
-    --timed-share 0.5 > "$RUNS/top_align.log" 2>&1 || true
+echo "$JOBS trained for $(($(date +%s) - started)) s"
+keep=()
+for job in $JOBS; do
+    keep+=("$job/best" "$job/train.csv" "$job/val.csv" "$job/split.json" "$job.log")
+done
+if [[ " $JOBS " == *" top "* ]]; then
+    timeout -s INT "$(secs "${ALIGN_MINUTES:-1.5}")" $PY recipes/gpu_priors.py "$PACK" --out "$RUNS/top_align" $BF16 \
+        --init-from "$RUNS/top/best" --steps "${ALIGN_STEPS:-575}" --batch-size "$((BATCH / 2))" --lr 3e-4 \
+        --eval-every "$EVAL" --save-every "$EVAL" --label-dropout 0.2 --align-weight 0.5 --lyric-jitter 2 \
+        --timed-share 0.5 > "$RUNS/top_align.log" 2>&1 || true
+    JOBS="$JOBS top_align"
+    for name in config.json model.safetensors train.csv val.csv split.json; do keep+=("top_align/$name"); done
+    keep+=(top_align.log)
+fi
 echo "all trained in $(($(date +%s) - started)) s"
 cd "$RUNS"
-for run in top up1 top_align; do  # a report: a run that failed or stopped early still lets the rest come back
+for run in $JOBS; do  # a report: a run that failed or stopped early still lets the rest come back
     echo "== $run: $(tail -n 1 "$run/train.csv" 2>/dev/null | cut -c1-200)"
     cut -d, -f1-4 "$run/val.csv" 2>/dev/null | tail -n 4 || true
     tail -n 3 "$run.log" 2>/dev/null || true
 done
-keep=()
-for path in top/best top/train.csv top/val.csv top/split.json up1/best up1/train.csv up1/val.csv up1/split.json \
-    top_align/config.json top_align/model.safetensors top_align/train.csv top_align/val.csv top_align/split.json \
-    top.log up1.log top_align.log; do
-    if [ -e "$path" ]; then keep+=("$path"); else echo "missing: $RUNS/$path"; fi
+there=()
+for path in "${keep[@]}"; do
+    if [ -e "$path" ]; then there+=("$path"); else echo "missing: $RUNS/$path"; fi
 done
-tar czf "$OUT/gpu_runs.tgz" "${keep[@]}"
+tar czf "$OUT/gpu_runs.tgz" "${there[@]}"
 split -b 15M "$OUT/gpu_runs.tgz" "$OUT/gpu_runs.tgz."
 rm "$OUT/gpu_runs.tgz"
 ls -l "$OUT"

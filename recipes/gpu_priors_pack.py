@@ -1,23 +1,35 @@
 """Pack the codes of recipes/music_model.sh's data small enough to carry to a lent GPU machine.
 
-    python recipes/gpu_priors_pack.py WORK [--out gpu_pack] [--vqvae DIR] [--levels 2 1]
+    python recipes/gpu_priors_pack.py WORK [--out gpu_pack] [--vqvae DIR] [--levels 2 1] [--max-train-hours H]
 
 The priors train on codes, not audio, so the pack holds the VQ-VAE, every file's codes at ``--levels``
-(compressed, in parts of at most ``--part-mb``), each file's length, labels and lyrics, the
+(``.npz`` compressed with xz, in parts of at most about ``--part-mb``), each file's length, labels and lyrics, the
 training/validation split (the one a CPU run of the recipe holds out), and the wheels of the
 libraries openjukebox imports that a device image may lack. Codes not yet in WORK/cache (where the
 recipe's prior stages leave them) are encoded first: about 13 minutes per level for the recipe's
-7.7 hours on one core. Then, with the pack's folder ignored by git
+7.7 hours on one core (5 for level 0). Then, with the pack's folder ignored by git
 (``echo /gpu_pack >> .git/info/exclude``), one device call trains:
 
     run(carry=["gpu_pack"], timeout_s=570, command="bash recipes/gpu_priors.sh")
+
+Level 0 has four times level 1's codes: all 7.7 hours would not fit the 64 MiB a device call
+carries. ``--max-train-hours`` keeps that many hours of the training files, each next file taken
+from the artist and genre with the least kept so far (so an artist with hours of music does not
+crowd out the others); the held-out files stay whole. The bottom upsampler's pack and call:
+
+    python recipes/gpu_priors_pack.py WORK --levels 1 0 --max-train-hours 2.05 --pythons 3.12 --out gpu_pack
+    run(carry=["gpu_pack"], timeout_s=570, command="JOBS=up0 MINUTES=7.5 bash recipes/gpu_priors.sh")
+
+(2.05 hours made 27.7 MiB, beside 34.6 MiB of tracked files: the script says when the two pass 64.)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
+import lzma
 import shutil
 import subprocess
 import sys
@@ -36,6 +48,24 @@ WHEELS = ["soundfile", "soxr", "cffi", "pycparser", "safetensors", "tqdm"]
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
+def balanced(tracks: list, max_samples: float) -> list:
+    """Tracks whose lengths add up to at most ``max_samples``, each taken (in order) from the pair of
+    artist and genre with the least music kept so far, so that their shares even out; in their
+    original order."""
+    queues: dict[tuple, list] = {}
+    for t in tracks:
+        queues.setdefault((t.meta.get("artist", ""), str(t.meta.get("genre", ""))), []).append(t)
+    have = dict.fromkeys(queues, 0)
+    kept, total = set(), 0
+    while waiting := [k for k, queue in queues.items() if queue]:
+        key = min(waiting, key=have.get)  # the first such pair on a tie
+        t = queues[key].pop(0)
+        if total + t.n_samples <= max_samples:
+            kept.add(t.path)
+            total, have[key] = total + t.n_samples, have[key] + t.n_samples
+    return [t for t in tracks if t.path in kept]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work", type=Path)
@@ -43,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--vqvae", default="src/openjukebox/models/default/vqvae", help="the VQ-VAE whose codes to pack")
     p.add_argument("--levels", type=int, nargs="+", default=[2, 1])
     p.add_argument("--part-mb", type=float, default=12.0, help="largest file of codes in the pack")
+    p.add_argument("--max-train-hours", type=float, help="keep this many hours of training files (see above)")
     p.add_argument("--no-wheels", action="store_true", help="leave the wheels out (a device image that has them)")
+    p.add_argument("--pythons", nargs="+", default=PYTHONS, help=f"the wheels' Python versions (default {PYTHONS})")
     args = p.parse_args(argv)
     vq = load_vqvae(args.vqvae, "cpu")
     vq_id = model_id(args.vqvae)
@@ -56,6 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "vqvae").mkdir(exist_ok=True)  # the VQ-VAE travels with its codes
     for name in ("config.json", "model.safetensors"):
         shutil.copyfile(Path(args.vqvae) / name, args.out / "vqvae" / name)
+    if args.max_train_hours is not None:
+        audio = dataclasses.replace(
+            audio, train=balanced(audio.train, args.max_train_hours * 3600 * vq.config.sample_rate)
+        )
     sides = {"train": audio.train, "val": audio.val}
     doc = {"vqvae_id": vq_id, "sample_rate": vq.config.sample_rate, "levels": args.levels, "parts": []}
     for side, tracks in sides.items():
@@ -71,17 +107,18 @@ def main(argv: list[str] | None = None) -> None:
             stem = Path(t.cache).stem
             part[stem] = np.load(level_file(codes_dir / stem, level))
             size += part[stem].nbytes
-            if size > 2 * args.part_mb * 2**20 or i == len(tracks) - 1:  # int16 codes compress about 2:1
+            if size > 2.5 * args.part_mb * 2**20 or i == len(tracks) - 1:  # int16 codes: about 2.5:1 in xz
                 buf = io.BytesIO()
-                np.savez_compressed(buf, **part)
-                name = f"codes_l{level}_{len(doc['parts']):02d}.npz"
-                (args.out / name).write_bytes(buf.getvalue())
+                np.savez(buf, **part)
+                packed = lzma.compress(buf.getvalue(), preset=9)  # a quarter smaller than np.savez_compressed
+                name = f"codes_l{level}_{len(doc['parts']):02d}.npz.xz"
+                (args.out / name).write_bytes(packed)
                 doc["parts"].append({"file": name, "level": level})
-                print(f"{name}: {len(part)} files, {len(buf.getvalue()) / 2**20:.1f} MiB")
+                print(f"{name}: {len(part)} files, {len(packed) / 2**20:.1f} MiB")
                 part, size = {}, 0
     (args.out / "tracks.json").write_text(json.dumps(doc, ensure_ascii=False))
     wheels = args.out / "wheels"
-    for version in [] if args.no_wheels else PYTHONS:
+    for version in [] if args.no_wheels else args.pythons:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--no-deps"]
             + ["--python-version", version, "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64"]
@@ -94,6 +131,21 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(audio.train)} training and {len(audio.val)} held-out files ({hours:.2f} hours): "
         f"{size / 2**20:.1f} MiB in {args.out}"
     )
+    tree = tracked_bytes()
+    if tree is not None and size + tree > 64 * 2**20:
+        print(
+            f"with the {tree / 2**20:.1f} MiB of this checkout's tracked files that is over the 64 MiB a device call "
+            "carries: give a smaller --max-train-hours (or fewer --levels, --pythons, --no-wheels)"
+        )
+
+
+def tracked_bytes() -> int | None:
+    """The size of the files git tracks in this checkout (they travel with every device call), or None."""
+    try:
+        names = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sum(Path(n.decode()).stat().st_size for n in names if n and Path(n.decode()).is_file())
 
 
 if __name__ == "__main__":

@@ -28,6 +28,21 @@ def test_official_shapes_have_the_original_parameter_counts(name):
     assert (model.x_out is None) == summary["x_out_tied_to_x_emb"]
 
 
+@pytest.mark.parametrize(
+    "name,millions", [("base_top_lyrics", 2.97), ("base_upsampler_1", 1.66), ("base_upsampler_0", 2.94)]
+)
+def test_gpu_presets_have_the_parameters_the_readme_gives_with_the_shipped_vocabularies(name, millions):
+    from openjukebox.models import DEFAULT_MODEL
+
+    shipped = json.loads((DEFAULT_MODEL / "prior_level_2" / "config.json").read_text())["config"]
+    cfg = get_preset(name)
+    labels = dataclasses.replace(cfg.labels, **{k: shipped["labels"][k] for k in ("artist_bins", "genre_bins")})
+    lyrics = cfg.lyrics and dataclasses.replace(cfg.lyrics, n_vocab=shipped["lyrics"]["n_vocab"])
+    with torch.device("meta"):
+        model = build_prior(dataclasses.replace(cfg, l_bins=shipped["l_bins"], labels=labels, lyrics=lyrics))
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == millions
+
+
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_every_official_key_maps_onto_our_model(name):
     layout = json.loads((OPENAI / f"{name}_keys.json").read_text())

@@ -64,3 +64,17 @@ def test_a_prior_trained_from_the_pack_equals_the_one_trained_from_the_audio(
     assert packed["bits_per_token"] == cpu["bits_per_token"]
     a, b = load_file(work / "up1" / "model.safetensors"), load_file(tmp_path / "run" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_train_hours_evens_out_the_shares_of_artist_and_genre():
+    from openjukebox.audio.dataset import Track
+
+    pack = _recipe("gpu_priors_pack")
+    tracks = [Track(f"a{i}", "", 300, {"artist": "A"}) for i in range(4)]  # long files of one artist
+    tracks += [Track(f"b{i}", "", 100, {"artist": "B"}) for i in range(5)]  # short ones of another
+    tracks += [Track("c0", "", 50, {"artist": "C"})]
+    tracks += [Track("a_sung", "", 40, {"artist": "A", "genre": "sung"})]  # a genre of its own: kept at once
+    # a0 (A 300) b0 c0 (B 100, C 50) c done; b1 b2 (B 300) a1 (A 600) b3 b4 (B 500); a2 would pass 1200
+    assert [t.path for t in pack.balanced(tracks, 1240)] == ["a0", "a1", "b0", "b1", "b2", "b3", "b4", "c0", "a_sung"]
+    assert [t.path for t in pack.balanced(tracks, 10**9)] == [t.path for t in tracks]
+    assert pack.balanced(tracks, 10) == []

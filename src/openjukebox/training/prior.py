@@ -45,6 +45,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "mini_upsampler_0": _TINY,
     "base_top_lyrics": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
     "base_upsampler_1": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
+    "base_upsampler_0": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
     "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
 }
 
