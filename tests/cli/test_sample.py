@@ -242,6 +242,8 @@ def test_temperature_can_differ_per_level_and_only_the_levels_it_changes_change(
     for bad in (0.0, -1.0, float("nan"), True, "0.9", (0.99, None, 0.9)):
         with pytest.raises(UserError, match="temperature must be"):
             b.temperature(1, bad)
+    with pytest.raises(UserError, match=r"above 0, not 0\.0 \(level 1's, the top level's first\)"):
+        b.temperature(1, (0.99, 0.0, 0.9))  # a list's bad value names its level
 
     base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "3"]
     base += ["--lowest-level", "1"]

@@ -285,7 +285,8 @@ class Bundle:
         value = self._per_level(level, requested, "temperature", example)
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if not (number and value > 0 and math.isfinite(value)):
-            raise UserError(f"--temperature must be above 0, not {value!r}")
+            where = "" if value is requested else f" (level {level}'s, the top level's first)"
+            raise UserError(f"--temperature must be above 0, not {value!r}{where}")
         return float(value)
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
