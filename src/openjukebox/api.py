@@ -392,25 +392,15 @@ def _write_alignment(bundle, codes: CodesFile, songs, settings, head, out: Path,
 
 def _given_codes(bundle, n: int, seconds: float, prompt_audio, prompt_seconds: float, codes_file, device, down_to=None):
     """({level: (n, P_L) codes to continue after}, mode name) for the sampling modes."""
-    if down_to is not None and (not codes_file or down_to not in range(1, bundle.top + 1)):
-        raise UserError(f"--keep-down-to: give --codes and a level from 1 to {bundle.top}, not {down_to}")
+    if down_to is not None and not codes_file:
+        raise UserError("--keep-down-to keeps levels of a codes file: give one with --codes")
     if codes_file:
+        from .sampling.song import codes_to_keep
+
         codes = CodesFile.load(codes_file)
         if codes.model.get("id") and codes.model["id"] != bundle.codec_id:
             raise ValueError(f"{codes_file} was made with another VQ-VAE than the bundle's {bundle.vqvae_dir}")
-        given = {
-            lv: c if c.shape[0] == n else c[:1].expand(n, -1) for lv, c in codes.codes.items() if lv in bundle.configs
-        }
-        from .sampling.song import song_lengths
-
-        kept = range(bundle.top if down_to is None else down_to, bundle.top + 1)
-        if codes.n_samples >= song_lengths(bundle.configs, seconds)[0]:  # complete: re-render below the kept levels
-            if missing := [lv for lv in reversed(kept) if lv not in given]:
-                raise ValueError(f"{codes_file} has no level-{missing[0]} codes to keep; give a file that has them")
-            return {lv: given[lv] for lv in kept}, "upsample"
-        if down_to is not None:
-            raise UserError(f"{codes_file} is shorter than the song; give no --seconds with --keep-down-to")
-        return given, "continue"
+        return codes_to_keep(bundle.configs, codes, str(codes_file), n, seconds, down_to)
     if prompt_audio:
         codes = encode(prompt_audio, bundle.vqvae_dir, device=device)
         top_hop = bundle.configs[bundle.top].hop_length

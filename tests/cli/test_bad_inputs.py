@@ -215,7 +215,8 @@ ROWS = [
     Row("prompt-longer-than-file", S + " --prompt {tmp}/p.wav --prompt-seconds 1.1", "p.wav", tone_at("p.wav", 0.2)),
     Row("codes-not-a-codes-file", S + " --codes {tmp}/c.codes", "c.codes", write("c.codes", "not codes")),
     Row("keep-down-to-without-codes", S + " --keep-down-to 1", "--keep-down-to"),
-    Row("keep-down-to-level-3", S + " --codes {tmp}/song.codes --keep-down-to 3", "--keep-down-to", codes_file),
+    Row("keep-down-to-level-3", S + " --codes {tmp}/song.codes --keep-down-to 3", "from 1 to 2", codes_file),
+    Row("keep-down-to-level-0", S + " --codes {tmp}/song.codes --keep-down-to 0", "--keep-down-to", codes_file),
     Row(
         "keep-down-to-a-level-not-in-the-file",  # the sampled file has the top level alone
         "sample --model {bundle} --seed 1 --codes {tmp}/out/codes.codes --keep-down-to 1 --out {tmp}/again",
@@ -225,7 +226,7 @@ ROWS = [
     Row(
         "keep-down-to-a-shorter-file",
         "sample --model {bundle} --seed 1 --seconds 2 --codes {tmp}/out/codes.codes --keep-down-to 2 --out {tmp}/o",
-        "--keep-down-to",
+        "shorter than the song",
         sampled,
     ),
     # ---- new: models

@@ -119,6 +119,32 @@ def test_continue_extends_a_song_and_upsample_rerenders_below_its_top(bundle, tm
     assert not torch.equal(kept.codes[0], first.codes[0])  # the bottom level alone is sampled anew
 
 
+def test_keep_down_to_keeps_the_levels_of_an_encoded_file_and_refuses_unfinished_ones(bundle, tmp_path):
+    from openjukebox.api import encode
+    from openjukebox.audio.synth import render_score
+    from openjukebox.errors import UserError
+    from openjukebox.sampling.bundle import Bundle
+    from openjukebox.sampling.song import codes_to_keep
+
+    wav = tmp_path / "tune.wav"  # 1.3 s: not a whole number of top hops, as most recordings
+    sf.write(wav, render_score("ode_to_joy", "organ", 22050, bpm=200)[:28665], 22050)
+    encoded = encode(wav, bundle / "vqvae")
+    encoded.save(tmp_path / "tune.codes")
+    kept, meta = _run(bundle, tmp_path / "e", "--codes", str(tmp_path / "tune.codes"), "--keep-down-to", "1")
+    assert meta["mode"] == "upsample"  # its top level has all its codes: a complete song
+    assert torch.equal(kept.codes[2], encoded.codes[2]) and torch.equal(kept.codes[1], encoded.codes[1])
+    assert not torch.equal(kept.codes[0], encoded.codes[0])
+    configs = Bundle(bundle).configs
+    unfinished = CodesFile({**encoded.codes, 1: encoded.codes[1][:, :-4]}, 22050, 28665, encoded.hop_lengths, {})
+    with pytest.raises(UserError, match=r"level-1 codes are incomplete \(.*\): resume the run .* --keep-down-to 2"):
+        codes_to_keep(configs, unfinished, "tune.codes", 1, 28665 / 22050, 1)
+    given, mode = codes_to_keep(configs, unfinished, "tune.codes", 2, 28665 / 22050, 2)  # level 1 not kept: fine
+    assert mode == "upsample" and sorted(given) == [2] and given[2].shape[0] == 2
+    for bad in (0, 3, 1.0, True):
+        with pytest.raises(UserError, match="--keep-down-to must be a level from 1 to 2"):
+            codes_to_keep(configs, encoded, "tune.codes", 1, 28665 / 22050, bad)
+
+
 def test_mode_errors(bundle, tmp_path, capsys):
     base = ["-q", "sample", "--model", str(bundle), "--out", str(tmp_path / "x"), "--seconds", "2"]
     (tmp_path / "bad.wav").write_bytes(b"RIFF....")
@@ -242,8 +268,11 @@ def test_temperature_can_differ_per_level_and_only_the_levels_it_changes_change(
     for bad in (0.0, -1.0, float("nan"), True, "0.9", (0.99, None, 0.9)):
         with pytest.raises(UserError, match="temperature must be"):
             b.temperature(1, bad)
-    with pytest.raises(UserError, match=r"above 0, not 0\.0 \(level 1's, the top level's first\)"):
+    which = r"\(the value for level 1; the list goes from the top level down\)"
+    with pytest.raises(UserError, match=r"above 0, not 0\.0 " + which):
         b.temperature(1, (0.99, 0.0, 0.9))  # a list's bad value names its level
+    with pytest.raises(UserError, match=r"guidance must be positive .* got -1\.0 " + which):
+        b.guidance(1, (3.0, -1.0, 3.0))
 
     base = ["-q", "sample", "--model", str(bundle), "--artist", "Bach", "--seconds", "1.2", "--seed", "3"]
     base += ["--lowest-level", "1"]

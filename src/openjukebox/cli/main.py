@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--codes", help="continue a codes file to --seconds, or upsample its complete top level")
     smp.add_argument(
         "--keep-down-to",
-        type=A.non_negative_int,
+        type=A.number(int, 1),
         metavar="LEVEL",
         help="with --codes of a complete song: keep its codes from the top level down to LEVEL and sample only "
         "the levels below (default: the top level alone)",

@@ -270,13 +270,14 @@ class Bundle:
         alone (its model card), so every level trained for it is guided; on an earlier default
         model it cost pitched frames."""
         example = f"{DEFAULT_GUIDANCE:g}{',1' * (len(self.configs) - 1)} guides the top prior only"
-        requested = self._per_level(level, requested, "guidance", example)
-        if requested is None:
+        value = self._per_level(level, requested, "guidance", example)
+        if value is None:
             return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
-        number = isinstance(requested, numbers.Real) and not isinstance(requested, bool)
-        if not (number and requested > 0 and math.isfinite(requested)):
-            raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {requested!r}")
-        return float(requested)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not (number and value > 0 and math.isfinite(value)):
+            where = _which(level, value, requested)
+            raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {value!r}{where}")
+        return float(value)
 
     def temperature(self, level: int, requested: float | Sequence[float]) -> float:
         """The temperature to sample ``level`` with: one value for every level, or one per level from
@@ -285,8 +286,7 @@ class Bundle:
         value = self._per_level(level, requested, "temperature", example)
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if not (number and value > 0 and math.isfinite(value)):
-            where = "" if value is requested else f" (level {level}'s, the top level's first)"
-            raise UserError(f"--temperature must be above 0, not {value!r}{where}")
+            raise UserError(f"--temperature must be above 0, not {value!r}{_which(level, value, requested)}")
         return float(value)
 
     def load_prior(self, level: int, device: torch.device | str = "cpu") -> Prior:
@@ -300,3 +300,8 @@ class Bundle:
 
     def load_vqvae(self, device: torch.device | str = "cpu") -> VQVAE:
         return load_vqvae(self.vqvae_dir, device)
+
+
+def _which(level: int, value: object, requested: object) -> str:
+    """Where a bad ``value`` came from when ``requested`` was a list: for an error message."""
+    return "" if value is requested else f" (the value for level {level}; the list goes from the top level down)"

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..codes import CodesFile
+from ..errors import UserError
 from ..lyrics.timed import SongLyrics
 from ..prior.config import PriorConfig
 from ..prior.model import Prior
@@ -33,6 +34,34 @@ def song_lengths(configs: dict[int, PriorConfig], seconds: float) -> tuple[int, 
     codes = seconds * top.sample_rate / top.hop_length
     n_samples = max(1, math.ceil(codes - 1e-6)) * top.hop_length  # 345.00000000000006 codes is 345
     return n_samples, {lv: n_samples // c.hop_length for lv, c in configs.items()}
+
+
+def codes_to_keep(
+    configs: dict[int, PriorConfig], codes: CodesFile, name: str, n: int, seconds: float, down_to: int | None = None
+) -> tuple[dict[int, torch.Tensor], str]:
+    """({level: (n, P_L) codes}, mode) of a codes file (called ``name`` in errors) for ``n`` songs of
+    ``seconds``: a complete song's codes are upsampled ("upsample": its top level, or its levels
+    down to ``down_to``, are kept and the levels below re-sampled); a shorter one is continued
+    ("continue": every level kept and extended). A song is complete when its top level has all
+    its codes, so a file that ``encode`` made of audio of any length is one."""
+    top = max(configs)
+    if down_to is not None and (isinstance(down_to, bool) or not isinstance(down_to, int) or not 0 < down_to <= top):
+        raise UserError(f"--keep-down-to must be a level from 1 to {top}, not {down_to!r}: give one of them")
+    given = {lv: c if c.shape[0] == n else c[:1].expand(n, -1) for lv, c in codes.codes.items() if lv in configs}
+    length, totals = song_lengths(configs, seconds)
+    if codes.n_samples < length and (top not in given or given[top].shape[1] < totals[top]):
+        if down_to is not None:
+            raise UserError(f"{name} is shorter than the song; give no --seconds with --keep-down-to")
+        return given, "continue"
+    for lv in range(top, top - 1 if down_to is None else down_to - 1, -1):
+        if lv not in given:
+            raise UserError(f"{name} has no level-{lv} codes to keep; give a file that has them")
+        if lv < top and given[lv].shape[1] < totals[lv]:  # (an unfinished top level is sampled on)
+            raise UserError(
+                f"{name}'s level-{lv} codes are incomplete ({given[lv].shape[1]} of {totals[lv]}): resume the run "
+                f"that made them first, or give --keep-down-to {lv + 1}"
+            )
+    return {lv: c for lv, c in given.items() if lv >= (top if down_to is None else down_to)}, "upsample"
 
 
 def check_duration(configs: dict[int, PriorConfig], seconds: float) -> None:
