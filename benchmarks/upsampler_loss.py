@@ -78,8 +78,6 @@ def resampled(
         groups.setdefault((artist, genre), []).append(i)
     top = vq.config.levels - 1
     keep = top if keep is None else keep
-    if not 0 < keep <= top:
-        raise ValueError(f"keep must be a level from 1 to {top} (level 0 is the one heard), not {keep}")
     for g, ((artist, genre), idx) in enumerate(sorted(groups.items())):
         codes = {lv: torch.stack([true_codes(vq, clips[i][0], lv) for i in idx]) for lv in range(keep, top + 1)}
         n_samples, length = codes[top].shape[1] * vq.hop_lengths[-1], len(clips[idx[0]][0])
@@ -113,6 +111,10 @@ def main() -> None:
         [b.temperature(lv, args.temperature) for lv in b.prior_dirs]
     except UserError as e:
         raise SystemExit(f"--temperature: {e}") from None
+    top = b.top
+    keep = top if args.keep is None else args.keep
+    if not 0 < keep <= top:
+        raise SystemExit(f"--keep: give a level from 1 to {top} (level 0 is the one heard), not {keep}")
     entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
     split = json.loads((args.runs / "top" / "split.json").read_text())
     vq = load_vqvae(args.runs / "vqvae")
@@ -121,10 +123,6 @@ def main() -> None:
     held = real_clips(args.runs, entries, split["validation"], step)
     held = [held[i] for i in spread(len(held), args.clips)]
     x = train_features(args.runs, vq, train, args.cache)
-    top = vq.config.levels - 1
-    keep = top if args.keep is None else args.keep
-    if not 0 < keep <= top:
-        raise SystemExit(f"--keep: a level from 1 to {top} (level 0 is the one heard), not {keep}")
     upsampled = resampled(bundle, vq, model_id(args.runs / "vqvae"), held, args.temperature, args.seed, keep)
     kept = "top" if keep == top else f"levels_{top}_to_{keep}"
     heard = {

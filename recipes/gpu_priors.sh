@@ -20,6 +20,11 @@ set -euo pipefail
 PY=${PY:-python3}
 : "${OUT:?set OUT to the folder that comes back}"
 PACK=${PACK:-gpu_pack}
+JOBS=${JOBS:-top up1}
+for job in $JOBS; do  # checked before any device time is spent
+    case $job in top | up1 | up0) ;; *) echo "unknown job $job: give JOBS from top up1 up0" >&2; exit 2 ;; esac
+done
+[ -n "${JOBS// /}" ] || { echo "JOBS names no run: give JOBS from top up1 up0" >&2; exit 2; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)  # absolute: the archive is written from the runs' folder
 if ! $PY -c "import soundfile, soxr, safetensors, tqdm" 2>/dev/null; then
@@ -42,13 +47,11 @@ train() {  # NAME ARGS...: one run, stopped as Ctrl-C would stop it (a saved, wh
 }
 RUNS=${RUNS:-/tmp/gpu_runs}
 mkdir -p "$OUT" "$RUNS"
-JOBS=${JOBS:-top up1}
 for job in $JOBS; do
     case $job in
         top) train top --level 2 --preset base_top_lyrics --steps "${TOP_STEPS:-4250}" & ;;
         up1) train up1 --level 1 --preset base_upsampler_1 --steps "${UP1_STEPS:-5750}" & ;;
         up0) train up0 --level 0 --preset base_upsampler_0 --steps "${UP0_STEPS:-1000000}" & ;;
-        *) echo "unknown job $job (give JOBS from: top up1 up0)" >&2; exit 2 ;;
     esac
 done
 wait

@@ -20,7 +20,7 @@ crowd out the others); the held-out files stay whole. The bottom upsampler's pac
     python recipes/gpu_priors_pack.py WORK --levels 1 0 --max-train-hours 2.05 --pythons 3.12 --out gpu_pack
     run(carry=["gpu_pack"], timeout_s=570, command="JOBS=up0 MINUTES=7.5 bash recipes/gpu_priors.sh")
 
-(2.05 hours made 27.7 MiB, beside 34.6 MiB of tracked files: the script says when the two pass 64.)
+(2.05 hours made 27.7 MiB, beside 34.6 MiB of the checkout: the script says when the two pass 64.)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import dataclasses
 import io
 import json
 import lzma
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("gpu_pack"))
     p.add_argument("--vqvae", default="src/openjukebox/models/default/vqvae", help="the VQ-VAE whose codes to pack")
     p.add_argument("--levels", type=int, nargs="+", default=[2, 1])
-    p.add_argument("--part-mb", type=float, default=12.0, help="largest file of codes in the pack")
+    p.add_argument("--part-mb", type=float, default=12.0, help="about the largest file of codes in the pack")
     p.add_argument("--max-train-hours", type=float, help="keep this many hours of training files (see above)")
     p.add_argument("--no-wheels", action="store_true", help="leave the wheels out (a device image that has them)")
     p.add_argument("--pythons", nargs="+", default=PYTHONS, help=f"the wheels' Python versions (default {PYTHONS})")
@@ -131,21 +132,23 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(audio.train)} training and {len(audio.val)} held-out files ({hours:.2f} hours): "
         f"{size / 2**20:.1f} MiB in {args.out}"
     )
-    tree = tracked_bytes()
+    tree = travelling_bytes()
     if tree is not None and size + tree > 64 * 2**20:
         print(
-            f"with the {tree / 2**20:.1f} MiB of this checkout's tracked files that is over the 64 MiB a device call "
+            f"with the {tree / 2**20:.1f} MiB of files this checkout sends along that is over the 64 MiB a device call "
             "carries: give a smaller --max-train-hours (or fewer --levels, --pythons, --no-wheels)"
         )
 
 
-def tracked_bytes() -> int | None:
-    """The size of the files git tracks in this checkout (they travel with every device call), or None."""
+def travelling_bytes() -> int | None:
+    """The size of the files a device call sends from this checkout (tracked, and untracked but not
+    ignored), or None outside a git checkout."""
+    git = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     try:
-        names = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout.split(b"\0")
+        names = subprocess.run(git, capture_output=True, check=True).stdout.split(b"\0")
     except (OSError, subprocess.CalledProcessError):
         return None
-    return sum(Path(n.decode()).stat().st_size for n in names if n and Path(n.decode()).is_file())
+    return sum(p.stat().st_size for p in (Path(os.fsdecode(n)) for n in names if n) if p.is_file())
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def test_max_train_hours_evens_out_the_shares_of_artist_and_genre():
     tracks += [Track(f"b{i}", "", 100, {"artist": "B"}) for i in range(5)]  # short ones of another
     tracks += [Track("c0", "", 50, {"artist": "C"})]
     tracks += [Track("a_sung", "", 40, {"artist": "A", "genre": "sung"})]  # a genre of its own: kept at once
-    # a0 (A 300) b0 c0 (B 100, C 50) c done; b1 b2 (B 300) a1 (A 600) b3 b4 (B 500); a2 would pass 1200
+    # a0 (A 300), b0, c0, a_sung (B 100, C 50, A-sung 40), b1 b2 (B 300), a1 (A 600), b3 b4 (B 500: 1190 in all);
+    # a2 would make 1490, over 1240
     assert [t.path for t in pack.balanced(tracks, 1240)] == ["a0", "a1", "b0", "b1", "b2", "b3", "b4", "c0", "a_sung"]
     assert [t.path for t in pack.balanced(tracks, 10**9)] == [t.path for t in tracks]
     assert pack.balanced(tracks, 10) == []

@@ -162,6 +162,9 @@ _MINI_UPSAMPLER_1 = PriorConfig(
     conditioner=ConditionerConfig(width=64, depth=4, res_scale=True),
     **{**_MINI, "n_ctx": 512, "depth": 6},
 )
+_MINI_UPSAMPLER_0 = dataclasses.replace(
+    _MINI_UPSAMPLER_1, level=0, hop_length=8, conditioner=ConditionerConfig(width=64, depth=4)
+)
 
 PRESETS: dict[str, PriorConfig] = {
     "prior_5b": PriorConfig(level=2, labels=LabelConfig(min_duration=60.0)),
@@ -231,14 +234,7 @@ PRESETS: dict[str, PriorConfig] = {
     # take artist and genre (as the original's do), so that timbre follows the genre at every level.
     "mini_top_lyrics": _MINI_TOP_LYRICS,
     "mini_upsampler_1": _MINI_UPSAMPLER_1,
-    "mini_upsampler_0": PriorConfig(
-        level=0,
-        hop_length=8,
-        merged_decoder=False,
-        labels=dataclasses.replace(_OWN_LABELS, timing=False),
-        conditioner=ConditionerConfig(width=64, depth=4),
-        **{**_MINI, "n_ctx": 512, "depth": 6},
-    ),
+    "mini_upsampler_0": _MINI_UPSAMPLER_0,
     # Wider than the mini shapes (W 256 and 192), for a GPU (recipes/gpu_priors.sh): with the shipped
     # vocabularies 2.97 M and 1.66 M parameters, each file under the 16 MiB a lent GPU machine returns.
     "base_top_lyrics": dataclasses.replace(
@@ -250,13 +246,8 @@ PRESETS: dict[str, PriorConfig] = {
     # The bottom upsampler for a GPU: W 256, depth 8, 0.37 s of context (1,024 codes); with the
     # shipped vocabularies 2.94 M parameters. With it the quickstart's song took 37.6 s against
     # mini_upsampler_0's 20.2 s (--segments 8, one thread, random weights, one run).
-    "base_upsampler_0": PriorConfig(
-        level=0,
-        hop_length=8,
-        merged_decoder=False,
-        labels=dataclasses.replace(_OWN_LABELS, timing=False),
-        conditioner=ConditionerConfig(width=128, depth=4),
-        **{**_MINI, "n_ctx": 1024, "width": 256, "depth": 8},
+    "base_upsampler_0": dataclasses.replace(
+        _MINI_UPSAMPLER_0, n_ctx=1024, width=256, depth=8, conditioner=ConditionerConfig(width=128, depth=4)
     ),
     "tiny_upsampler_1": PriorConfig(
         level=1,

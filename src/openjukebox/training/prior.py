@@ -36,6 +36,7 @@ from .vqvae import prepare_training_audio, write_split
 
 _TINY = TrainConfig(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, eval_every=100, save_every=100)
 _TOP = dataclasses.replace(_TINY, label_dropout=0.2)  # top priors: guidance-ready
+_BASE = dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250)  # the GPU shapes
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny_top": _TOP,
     "tiny_upsampler_1": _TINY,
@@ -43,9 +44,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "mini_top_lyrics": _TOP,
     "mini_upsampler_1": _TINY,
     "mini_upsampler_0": _TINY,
-    "base_top_lyrics": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
-    "base_upsampler_1": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
-    "base_upsampler_0": dataclasses.replace(_TOP, batch_size=64, lr=5e-4, warmup_steps=200, eval_every=250),
+    "base_top_lyrics": _BASE,
+    "base_upsampler_1": _BASE,
+    "base_upsampler_0": _BASE,
     "small": TrainConfig(batch_size=4, lr=3e-4, eval_every=250, save_every=250),
 }
 
