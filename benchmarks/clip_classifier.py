@@ -6,6 +6,7 @@ Shared by ``eval_model.py`` (does a generated clip carry the artist and genre as
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from openjukebox.audio.io import load_audio
 from openjukebox.codec.vqvae import decode_chunked, encode_chunked
+from openjukebox.fileio import atomic_path
 
 SR = 22050
 MEL_DIMS = 80  # mel_features' length: the first columns of clip_features
@@ -97,6 +99,13 @@ def real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per
     return clips
 
 
+def split_clips(runs: Path, step: int) -> tuple[list[tuple], list[tuple]]:
+    """``real_clips`` of the recipe folder's training and held-out files (``runs/top/split.json``)."""
+    entries = [json.loads(line) for line in (runs / "all.jsonl").read_text().splitlines()]
+    split = json.loads((runs / "top" / "split.json").read_text())
+    return real_clips(runs, entries, split["train"], step), real_clips(runs, entries, split["validation"], step)
+
+
 @torch.no_grad()
 def through_codec(vq, audio: np.ndarray, level: int) -> np.ndarray:
     """The audio as the VQ-VAE renders it from its own codes at ``level``."""
@@ -104,6 +113,22 @@ def through_codec(vq, audio: np.ndarray, level: int) -> np.ndarray:
     x = torch.from_numpy(np.pad(audio, (0, -len(audio) % hop))).view(1, 1, -1)
     z = encode_chunked(vq, x, level, 10 * SR)
     return decode_chunked(vq, z, level, 10 * SR)[0, 0, : len(audio)].numpy()
+
+
+def codec_features(vq, clips: list[tuple], level: int, cache: Path | None = None, key: str = "") -> np.ndarray:
+    """(clips, features) ``clip_features`` of the clips as the VQ-VAE renders them at ``level``; kept
+    in ``cache`` (with ``key``, e.g. the VQ-VAE's model id, and the clips' count and length, so a
+    cache of other clips or another VQ-VAE is recomputed)."""
+    key = f"{key}:{level}:{len(clips)}:{len(clips[0][0]) if clips else 0}"
+    if cache and cache.exists():
+        with np.load(cache) as kept:
+            if str(kept["key"]) == key:
+                return kept["x"]
+    x = np.array([clip_features(through_codec(vq, a, level)) for a, *_ in clips])
+    if cache:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, x=x, key=key)
+    return x
 
 
 # The classifier's settings are chosen on real training clips alone, never on generated ones: each

@@ -41,6 +41,7 @@ from clip_classifier import (  # beside this script
     best,
     choose,
     clip_features,
+    codec_features,
     fit,
     real_clips,
     recognition,
@@ -229,8 +230,7 @@ def conditioning_quality(
     feats = {"audio": {part: [clip_features(a) for a, *_ in rows] for part, rows in (("train", train), ("held", held))}}
     for lv in levels:
         feats[f"vqvae_level_{lv}"] = {
-            part: [clip_features(through_codec(vq, a, lv)) for a, *_ in rows]
-            for part, rows in (("train", train), ("held", held))
+            part: list(codec_features(vq, rows, lv)) for part, rows in (("train", train), ("held", held))
         }
     train_paths = {str(Path(p).resolve()) for p in split["train"]}
     requests = sorted({(e["artist"], e["genre"]) for e in entries if str((runs / e["path"]).resolve()) in train_paths})

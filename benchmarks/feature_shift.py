@@ -11,11 +11,10 @@ control (they are not generated, so they should sit near 0).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-from clip_classifier import FEATURE_NAMES, SR, clip_features, real_clips, through_codec  # beside this script
+from clip_classifier import FEATURE_NAMES, SR, clip_features, codec_features, split_clips  # beside this script
 from generated_clips import kept_files  # beside this script
 from reports import emit  # beside this script
 
@@ -35,13 +34,9 @@ def main() -> None:
     p.add_argument("--guidance", default="default", help="which kept clips: the folder guidance_NAME (default)")
     p.add_argument("--out", type=Path, help="write the report here too (JSON)")
     args = p.parse_args()
-    entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
-    split = json.loads((args.runs / "top" / "split.json").read_text())
     vq = load_vqvae(args.runs / "vqvae")
-    real = {}
-    for part, key in (("train", "train"), ("held", "validation")):
-        clips = real_clips(args.runs, entries, split[key], 4 * SR)  # as eval_model.py's conditioning takes them
-        real[part] = np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in clips])
+    train, held = split_clips(args.runs, 4 * SR)  # as eval_model.py's conditioning takes them
+    real = {"train": codec_features(vq, train, 0), "held": codec_features(vq, held, 0)}
     files = kept_files(args.clips_dir, args.guidance, 0)
     generated = np.array([clip_features(load_audio(f, SR)) for f in files])
     z_gen, z_held = shift(real["train"], generated), shift(real["train"], real["held"])

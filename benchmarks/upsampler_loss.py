@@ -17,13 +17,12 @@ so that only the bottom upsampler samples: what it loses alone.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from clip_classifier import METRICS, SR, best, choose, clip_features, fit, real_clips, recognition, through_codec
+from clip_classifier import METRICS, SR, best, choose, clip_features, codec_features, fit, recognition, split_clips
 from reports import emit  # beside this script
 
 from openjukebox.api import sample
@@ -32,7 +31,6 @@ from openjukebox.checkpoint import load_vqvae, model_id
 from openjukebox.cli.args import per_level
 from openjukebox.codes import CodesFile
 from openjukebox.errors import UserError
-from openjukebox.fileio import atomic_path
 from openjukebox.sampling.bundle import Bundle
 
 
@@ -41,22 +39,6 @@ def spread(n: int, k: int) -> list[int]:
     if k >= n or k < 2:
         return list(range(min(n, max(k, 0))))
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
-def train_features(runs: Path, vq, train: list, cache: Path | None) -> np.ndarray:
-    """``clip_features`` of the training clips through the codec at level 0 (kept in ``cache``
-    for the same VQ-VAE and clips)."""
-    key = f"{model_id(runs / 'vqvae')}:{len(train)}:{len(train[0][0])}"
-    if cache and cache.exists():
-        kept = np.load(cache)
-        if str(kept["key"]) == key:
-            return kept["x"]
-    x = np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in train])
-    if cache:
-        with atomic_path(cache) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, x=x, key=key)
-    return x
 
 
 @torch.no_grad()
@@ -115,18 +97,15 @@ def main() -> None:
     keep = top if args.keep is None else args.keep
     if not 0 < keep <= top:
         raise SystemExit(f"--keep: give a level from 1 to {top} (level 0 is the one heard), not {keep}")
-    entries = [json.loads(line) for line in (args.runs / "all.jsonl").read_text().splitlines()]
-    split = json.loads((args.runs / "top" / "split.json").read_text())
-    vq = load_vqvae(args.runs / "vqvae")
+    vq, vq_id = load_vqvae(args.runs / "vqvae"), model_id(args.runs / "vqvae")
     step = int(args.seconds * SR)  # as eval_model.py's clips: the same judges
-    train = real_clips(args.runs, entries, split["train"], step)
-    held = real_clips(args.runs, entries, split["validation"], step)
+    train, held = split_clips(args.runs, step)
     held = [held[i] for i in spread(len(held), args.clips)]
-    x = train_features(args.runs, vq, train, args.cache)
-    upsampled = resampled(bundle, vq, model_id(args.runs / "vqvae"), held, args.temperature, args.seed, keep)
+    x = codec_features(vq, train, 0, args.cache, vq_id)
+    upsampled = resampled(bundle, vq, vq_id, held, args.temperature, args.seed, keep)
     kept = "top" if keep == top else f"levels_{top}_to_{keep}"
     heard = {
-        "through_codec": np.array([clip_features(through_codec(vq, a, 0)) for a, *_ in held]),
+        "through_codec": codec_features(vq, held, 0),
         f"true_{kept}_codes_upsampled": np.array([clip_features(a) for a in upsampled]),
     }
     report = {"clips": len(held), "seconds": step / SR, "temperature": args.temperature, "first_seed": args.seed}

@@ -127,3 +127,19 @@ def test_the_mel_columns_are_read_as_a_view_as_every_figure_was_measured(clf):
     assert np.shares_memory(mel, x) and np.shares_memory(every, x)  # views: a copy sums in another order
     np.testing.assert_array_equal(mel, x[:, :80])
     np.testing.assert_array_equal(every, x)
+
+
+def test_codec_features_are_the_clips_through_the_codec_and_a_cache_is_read_only_for_its_key(clf, bundle, tmp_path):
+    from openjukebox.checkpoint import load_vqvae
+
+    vq = load_vqvae(bundle / "vqvae")
+    rng = np.random.default_rng(0)
+    clips = [(rng.normal(0, 0.3, 22050).astype(np.float32), "organ", "Bach", "p") for _ in range(2)]
+    want = np.array([clf.clip_features(clf.through_codec(vq, a, 1)) for a, *_ in clips])
+    cache = tmp_path / "f.npz"
+    np.testing.assert_array_equal(clf.codec_features(vq, clips, 1, cache, "vq-a"), want)
+    np.savez(cache, x=np.zeros_like(want), key=np.load(cache)["key"])  # a cache of these clips reads back...
+    assert not clf.codec_features(vq, clips, 1, cache, "vq-a").any()
+    np.testing.assert_array_equal(clf.codec_features(vq, clips, 1, cache, "vq-b"), want)  # ...another VQ-VAE's not
+    level_0 = clf.codec_features(vq, clips, 0, cache, "vq-b")  # nor another level's
+    np.testing.assert_array_equal(level_0, [clf.clip_features(clf.through_codec(vq, a, 0)) for a, *_ in clips])

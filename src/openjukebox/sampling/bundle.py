@@ -273,8 +273,7 @@ class Bundle:
         value = self._per_level(level, requested, "guidance", example)
         if value is None:
             return DEFAULT_GUIDANCE if self.label_dropout[level] > 0 else 1.0
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not (number and value > 0 and math.isfinite(value)):
+        if not _positive(value):
             where = _which(level, value, requested)
             raise UserError(f"guidance must be positive (1 = none, 2 to 5 = stronger labels); got {value!r}{where}")
         return float(value)
@@ -284,8 +283,7 @@ class Bundle:
         the top down (a cooler one for the upsamplers draws fewer of their unlikely codes)."""
         example = "0.99" + ",0.9" * (len(self.configs) - 1) + " samples the upsamplers cooler"
         value = self._per_level(level, requested, "temperature", example)
-        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not (number and value > 0 and math.isfinite(value)):
+        if not _positive(value):
             raise UserError(f"--temperature must be above 0, not {value!r}{_which(level, value, requested)}")
         return float(value)
 
@@ -300,6 +298,11 @@ class Bundle:
 
     def load_vqvae(self, device: torch.device | str = "cpu") -> VQVAE:
         return load_vqvae(self.vqvae_dir, device)
+
+
+def _positive(value: object) -> bool:
+    """A finite real number above 0 (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
 
 
 def _which(level: int, value: object, requested: object) -> str:

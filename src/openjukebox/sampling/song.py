@@ -53,7 +53,8 @@ def codes_to_keep(
         if down_to is not None:
             raise UserError(f"{name} is shorter than the song; give no --seconds with --keep-down-to")
         return given, "continue"
-    for lv in range(top, top - 1 if down_to is None else down_to - 1, -1):
+    low = top if down_to is None else down_to  # the lowest level kept
+    for lv in range(top, low - 1, -1):
         if lv not in given:
             raise UserError(f"{name} has no level-{lv} codes to keep; give a file that has them")
         if lv < top and given[lv].shape[1] < totals[lv]:  # (an unfinished top level is sampled on)
@@ -61,7 +62,7 @@ def codes_to_keep(
                 f"{name}'s level-{lv} codes are incomplete ({given[lv].shape[1]} of {totals[lv]}): resume the run "
                 f"that made them first, or give --keep-down-to {lv + 1}"
             )
-    return {lv: c for lv, c in given.items() if lv >= (top if down_to is None else down_to)}, "upsample"
+    return {lv: c for lv, c in given.items() if lv >= low}, "upsample"
 
 
 def check_duration(configs: dict[int, PriorConfig], seconds: float) -> None:
