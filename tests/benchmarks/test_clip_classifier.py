@@ -1,6 +1,8 @@
 """benchmarks/clip_classifier.py: the conditioning classifier's settings come from grouped
 cross-validation on real clips, scored by the target's metric."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,21 @@ def test_codec_features_are_the_clips_through_the_codec_and_a_cache_is_read_only
     np.testing.assert_array_equal(clf.codec_features(vq, clips, 1, cache, "vq-b"), want)  # ...another VQ-VAE's not
     level_0 = clf.codec_features(vq, clips, 0, cache, "vq-b")  # nor another level's
     np.testing.assert_array_equal(level_0, [clf.clip_features(clf.through_codec(vq, a, 0)) for a, *_ in clips])
+
+
+def test_a_split_read_from_another_folder_stops_instead_of_dropping_files(clf, tmp_path, monkeypatch):
+    import json
+
+    import soundfile as sf
+
+    runs = tmp_path / "runs"
+    (runs / "top").mkdir(parents=True)
+    sf.write(runs / "a.flac", np.random.default_rng(0).uniform(-0.5, 0.5, clf.SR), clf.SR)
+    (runs / "all.jsonl").write_text(json.dumps({"path": "a.flac", "genre": "g", "artist": "x"}) + "\n")
+    (runs / "top" / "split.json").write_text(json.dumps({"train": ["runs/a.flac"], "validation": []}))
+    monkeypatch.chdir(tmp_path)  # where the run was started: its split's relative paths resolve
+    train, held = clf.split_clips(Path("runs"), clf.SR // 4)
+    assert len(train) == 4 and train[0][1:3] == ("g", "x") and held == []  # 4 whole quarters of the second
+    monkeypatch.chdir(runs)  # elsewhere: the same paths name no file of the manifest
+    with pytest.raises(SystemExit, match="1 of the split's 1 files are not in .*e.g. .*runs/runs/a.flac"):
+        clf.split_clips(Path("."), clf.SR // 4)
