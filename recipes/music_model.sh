@@ -171,8 +171,9 @@ PY
             --preset mini_upsampler_0 --eval-every 500
         ;;
     up0_base) # the bottom upsampler at the GPU recipe's shape (base_upsampler_0) on the CPU, batch 8, with label
-        # dropout from the start; ~0.95 s per step on 2 threads. Its best of 6,000 steps (the default) kept no
-        # more genre than up0_ld, so it is not shipped (the model card); a larger UP0_BASE_STEPS goes on.
+        # dropout from the start; ~0.95 s per step on 2 threads (6,000 steps, the default: 1 h 35 min). Its best
+        # showed no measured difference from up0_ld, so it is not shipped (the model card); a larger
+        # UP0_BASE_STEPS goes on.
         train prior "$WORK/up0_base" "${UP0_BASE_STEPS:-6000}" --level 0 --vqvae "$WORK/vqvae" \
             --data "$WORK/all.jsonl" --preset base_upsampler_0 --batch-size 8 --eval-every 500 --save-every 250 \
             --keep-best

@@ -224,22 +224,34 @@ def test_the_upsampler_loss_figures_are_those_measured():
     wider = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
     wider = wider["wider_bottom_upsampler_alone"]
     assert wider["kept_levels"] == [1, 2] and wider["first_seed"] == loss["first_seed"] and wider["clips"] == 64
+    assert (
+        wider["temperature"] == loss["temperature"]
+        and wider["genre"]["chosen"]["settings"] == alone["genre"]["chosen"]["settings"]
+    )
     metric, judges = {"genre": "accuracy", "artist": "balanced_accuracy"}, ("chosen", "timbre_only")
     got = {(k, j): wider[k][j]["true_levels_2_to_1_codes_upsampled"][m] for k, m in metric.items() for j in judges}
     model = wider["model"]
     best, shipped = model["validation_bits_per_token"][-1], model["shipped_bottom_upsampler_validation_bits_per_token"]
     assert best == [model["trained_steps"], min(b for _, b in model["validation_bits_per_token"])]  # the judged one
-    assert (
-        f"6,000 steps on 2 CPU threads (validation {best[1]:.2f} bits per token, the shipped one's {shipped:.2f}) "
-        f"did no better in the last column: {pct(got['genre', 'chosen'])} and {pct(got['genre', 'timbre_only'])} "
-        f"genre (chosen and timbre judge), {pct(got['artist', 'chosen'])} and {pct(got['artist', 'timbre_only'])} "
-        "balanced artist" in card
-    )
-    assert f"after 6,000 steps (validation {best[1]:.2f} bits per token, the shipped one's {shipped:.2f})" in readme
-    gains = [  # the rule: better only with a genre gain of 8 points or more under one judge (and no fall of 8)
-        100 * (got["genre", j] - alone["genre"][j]["true_levels_2_to_1_codes_upsampled"]["accuracy"]) for j in judges
+    steps = f"{model['trained_steps']:,}"
+    gains = [  # the genre's change under each judge, in points
+        round(100 * (got["genre", j] - alone["genre"][j]["true_levels_2_to_1_codes_upsampled"]["accuracy"]), 1)
+        for j in judges
     ]
-    assert max(gains) < 8 and "no measured difference" in card
+    assert (
+        f"{steps} steps on 2 CPU threads (validation {best[1]:.2f} bits per token, the shipped one's {shipped:.2f}, "
+        f"still falling) gave in the last column: {pct(got['genre', 'chosen'])} and "
+        f"{pct(got['genre', 'timbre_only'])} genre (chosen and timbre judge), {pct(got['artist', 'chosen'])} and "
+        f"{pct(got['artist', 'timbre_only'])} balanced artist. The genre rose by {gains[0]} and {gains[1]} points"
+        in card
+    )
+    assert (
+        f"after {steps} steps (validation {best[1]:.2f} bits per token, the shipped one's {shipped:.2f}, still"
+        in readme
+    )
+    # the rule: better only with a genre gain of 8 points or more under one judge and a fall under 8 by the other
+    better = any(g >= 8 and o > -8 for g, o in (gains, gains[::-1]))
+    assert not better and "no measured difference" in card
     chosen = loss["genre"]["chosen"]
     got, codec = pct(chosen["true_top_codes_upsampled"]["accuracy"]), pct(chosen["through_codec"]["accuracy"])
     assert f"as their genre {got} of the time, against {codec} for the same clips through the codec" in card
