@@ -87,15 +87,15 @@ def real_clips(runs: Path, entries: list[dict], files: list[str], step: int, per
     rest). The piece (a score's renderings share one; a recording is its own) groups the folds of
     ``choose``."""
     paths = {str(Path(p).resolve()) for p in files}
-    missing = paths - {str((runs / e["path"]).resolve()) for e in entries}
+    resolved = [str((runs / e["path"]).resolve()) for e in entries]
+    missing = paths - set(resolved)
     if missing:  # a split's paths are as the training run was given them: relative to where it ran
         raise SystemExit(
             f"{len(missing)} of the split's {len(paths)} files are not in {runs / 'all.jsonl'} as seen from here "
             f"(e.g. {min(missing)}): run this from the folder the recipe ran in"
         )
     clips = []
-    for e in entries:
-        path = str((runs / e["path"]).resolve())
+    for e, path in zip(entries, resolved, strict=True):
         if path in paths:
             audio = load_audio(path, SR)
             starts = range(0, max(1, len(audio) - step), step)

@@ -180,7 +180,8 @@ def test_the_upsampler_temperature_figures_are_those_measured():
 
 
 def test_the_upsampler_loss_figures_are_those_measured():
-    loss = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())["default"]
+    measured = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
+    loss = measured["default"]
     card, readme = _flat(DEFAULT_MODEL / "MODEL_CARD.md"), _flat(ROOT / "README.md")
     pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
     assert loss["clips"] == 64 and loss["temperature"] == 0.99
@@ -190,8 +191,7 @@ def test_the_upsampler_loss_figures_are_those_measured():
         ("artist, balanced accuracy, chosen judge", "artist", "chosen", "balanced_accuracy"),
         ("artist, balanced accuracy, timbre judge", "artist", "timbre_only", "balanced_accuracy"),
     ]
-    alone = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
-    alone = alone["bottom_upsampler_alone"]
+    alone = measured["bottom_upsampler_alone"]
     assert alone["kept_levels"] == [1, 2] and alone["clips"] == 64 and alone["first_seed"] == loss["first_seed"]
     for text, kind, judge, metric in rows:
         e = loss[kind][judge]
@@ -221,8 +221,7 @@ def test_the_upsampler_loss_figures_are_those_measured():
                         ("artist", "timbre_only", "balanced_accuracy"), ("genre", "chosen", "accuracy"))
     ]  # fmt: skip
     assert lower == [True, True, True, False] and "Oddly, the timbre judge's genre and both artist figures" in card
-    wider = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
-    wider = wider["wider_bottom_upsampler_alone"]
+    wider = measured["wider_bottom_upsampler_alone"]
     assert wider["kept_levels"] == [1, 2] and wider["first_seed"] == loss["first_seed"] and wider["clips"] == 64
     assert (
         wider["temperature"] == loss["temperature"]
@@ -256,8 +255,7 @@ def test_the_upsampler_loss_figures_are_those_measured():
     got, codec = pct(chosen["true_top_codes_upsampled"]["accuracy"]), pct(chosen["through_codec"]["accuracy"])
     assert f"as their genre {got} of the time, against {codec} for the same clips through the codec" in card
     assert readme.count(f"genre {got} of the time ({codec} for the same 64 clips through the codec)") == 2
-    cool = json.loads((ROOT / "docs" / "measurements" / "upsampler_loss_level_0.json").read_text())
-    cool = cool["upsamplers_at_temperature_0.9"]["genre"]
+    cool = measured["upsamplers_at_temperature_0.9"]["genre"]
     assert (
         f"upsamplers at 0.9 did no better: {pct(cool['chosen']['true_top_codes_upsampled']['accuracy'])} genre by "
         f"the chosen judge (timbre judge: {pct(cool['timbre_only']['true_top_codes_upsampled']['accuracy'])})" in card
