@@ -1,10 +1,12 @@
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from openjukebox.convert.importer import prior_config, read_hparams, vqvae_config
 from openjukebox.convert.openai import ConversionError, convert_prior_state
@@ -118,6 +120,26 @@ def test_cached_logits_equal_the_full_forward_with_timing():
         prev = torch.nn.functional.pad(codes[:, :-1], (1, 0))
         steps = [model.forward_cached(prev[:, t : t + 37], t, cond, caches) for t in range(0, 256, 37)]
     torch.testing.assert_close(torch.cat(steps, 1), full)
+
+
+def test_inputs_replace_the_past_fed_in_and_leave_the_targets_the_codes():
+    torch.manual_seed(0)
+    model = build_prior(get_preset("tiny_top")).double().eval()
+    sr = model.cfg.sample_rate
+    y = torch.tensor([[30 * sr, 5 * sr, model.cfg.sample_length, 3, 7]] * 2)
+    codes = torch.randint(0, 64, (2, 96), generator=torch.Generator().manual_seed(1))
+    inputs = codes.clone()
+    inputs[:, 40] = (codes[:, 40] + 1) % 64  # position 40's code fed in as another one
+    with torch.no_grad():
+        cond = model.condition(y)
+        cond.start, cond.x_cond = cond.start.double(), cond.x_cond.double()
+        plain, same, moved = model(codes, cond), model(codes, cond, inputs=codes), model(codes, cond, inputs=inputs)
+        bits = model.losses(codes, cond, inputs=inputs)["gen"]
+    torch.testing.assert_close(same, plain)
+    torch.testing.assert_close(moved[:, :41], plain[:, :41])  # positions up to 40 never see input 40
+    assert (moved[:, 41:] - plain[:, 41:]).abs().amax(-1).min() > 1e-6  # every later position does
+    want = F.cross_entropy(moved.reshape(-1, 64), codes.reshape(-1)) / math.log(2)  # scored on the codes
+    torch.testing.assert_close(bits, want.float())  # the loss is taken in float32
 
 
 @pytest.mark.parametrize("timing", [True, False])

@@ -7,7 +7,9 @@ import torch
 from safetensors.torch import load_file
 
 from openjukebox.checkpoint import load_prior, model_id
+from openjukebox.errors import UserError
 from openjukebox.prior.config import get_preset
+from openjukebox.prior.model import build_prior
 from openjukebox.training.metrics import read_csv
 from openjukebox.training.prior import TRAIN_PRESETS, drop_labels, train_prior
 
@@ -221,3 +223,60 @@ def test_keep_best_exports_only_on_a_new_lowest_value_and_remembers_it_across_re
     resumed = Run(best=run.best)  # what train_state.pt carries
     resumed._keep_if_best({"bits": 1.5}, 6)
     assert resumed.exported_at == [] and resumed.best == [1.0, 5]
+
+
+def test_own_draws_invert_the_priors_cdf_at_the_given_uniforms():
+    from openjukebox.training.prior import own_draws
+
+    torch.manual_seed(0)
+    prior = build_prior(get_preset("tiny_upsampler_1")).eval()
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 64, (2, prior.cfg.n_ctx), generator=g)
+    cond = prior.condition(None, torch.randint(0, 64, (2, prior.cfg.n_ctx // 4), generator=g))
+    with torch.no_grad():
+        cdf = torch.softmax(prior(codes, cond).float(), -1).cumsum(-1)
+    want = torch.randint(1, 64, codes.shape, generator=g)  # the code each position should draw
+    below, at = cdf.gather(-1, want[..., None] - 1)[..., 0], cdf.gather(-1, want[..., None])[..., 0]
+    u = below + 0.5 * (at - below)  # a uniform inside that code's share of the CDF
+    assert torch.equal(own_draws(prior, codes, cond, u), want)
+    assert torch.equal(own_draws(prior, codes, cond, torch.zeros_like(u)), torch.zeros_like(codes))
+
+
+def test_sampled_inputs_feed_the_draws_where_asked_and_score_the_true_codes():
+    from openjukebox.training.prior import PriorLoss, own_draws
+
+    torch.manual_seed(0)
+    prior = build_prior(get_preset("tiny_upsampler_1")).eval()
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 64, (2, prior.cfg.n_ctx), generator=g)
+    above, y = torch.randint(0, 64, (2, prior.cfg.n_ctx // 4), generator=g), None
+    u = torch.rand(codes.shape, generator=g)
+    keep = torch.full(codes.shape, -1.0)
+    half = torch.where(torch.rand(codes.shape, generator=g) < 0.5, u, keep)
+    loss = PriorLoss(prior)
+    with torch.no_grad():
+        cond = prior.condition(y, above)
+        draws = own_draws(prior, codes, cond, u)
+        assert (draws != codes).float().mean() > 0.5  # the draws are other codes: the test can tell
+        assert torch.equal(loss(codes, y, above, resample=keep), loss(codes, y, above))
+        mixed = torch.where(half >= 0, draws, codes)
+        assert torch.equal(loss(codes, y, above, resample=half), prior.losses(codes, cond, inputs=mixed)["total"])
+        assert loss(codes, y, above, resample=half) != loss(codes, y, above)
+
+
+def test_training_on_sampled_inputs_resumes_exactly_and_changes_what_is_learnt(
+    labelled_manifest, trained_vqvae, tmp_path
+):
+    vqvae, _ = trained_vqvae
+    run = lambda out, steps, resume=False, share=0.5: _train(  # noqa: E731
+        labelled_manifest, vqvae, tmp_path / out, "tiny_upsampler_1", 1, resume, steps=steps, sampled_inputs=share
+    )
+    run("a", 4)
+    run("b", 2)
+    run("b", 4, resume=True)
+    run("plain", 4, share=0.0)
+    a, b, plain = (load_file(tmp_path / f / "model.safetensors") for f in ("a", "b", "plain"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same draws after the resume
+    assert not all(torch.equal(a[k], plain[k]) for k in a)
+    with pytest.raises(UserError, match="--sampled-inputs 0.25 .*the run has 0.5"):
+        run("b", 6, resume=True, share=0.25)

@@ -27,6 +27,7 @@ TRAIN_OPTIONS = (
     "lyric_jitter",
     "timed_share",
     "artist_balance",
+    "sampled_inputs",
     "strategy",
 )
 

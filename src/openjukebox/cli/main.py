@@ -194,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the share of the windows --timed-share leaves (all without it) drawn with every artist equally "
         "likely, so that an artist with few tracks is learned too (default 0: windows are drawn by length alone)",
     )
+    tp.add_argument(
+        "--sampled-inputs",
+        type=A.number(float, 0, 1),
+        help="the share of each window's input codes replaced by the prior's own draws, so that it learns to go "
+        "on from codes it drew itself, as it must when sampling (default 0: always the true codes)",
+    )
     _large_model_args(tp)
 
     enc = _add(sub, "encode", C.encode, help="audio file -> codes file")

@@ -184,14 +184,21 @@ class Prior(nn.Module):
         return F.linear(h, self.x_emb.weight) if self.x_out is None else self.x_out(h)
 
     def forward(
-        self, codes: torch.Tensor, cond: Conditioning, reference: bool = False, with_lyrics: bool = False
+        self,
+        codes: torch.Tensor,
+        cond: Conditioning,
+        reference: bool = False,
+        with_lyrics: bool = False,
+        inputs: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor | None, torch.Tensor]:
         """Teacher-forced logits (N, L, V) for codes (N, L), L <= n_ctx.
 
         V is l_bins, or in the single variant the merged vocabulary (lyric ids first). With
         ``with_lyrics``, returns (lyric logits (N, n_tokens, V_lyrics) or None, code logits).
+        ``inputs`` (N, L): the codes fed in as each position's past instead of ``codes`` (position t
+        sees inputs[:, :t]), as when training on the prior's own draws.
         """
-        x = self.embed(F.pad(codes[:, :-1], (1, 0)), 0, cond)
+        x = self.embed(F.pad((codes if inputs is None else inputs)[:, :-1], (1, 0)), 0, cond)
         if self.single:
             x = torch.cat([self.embed_lyrics(cond), x], dim=1)
         h = self.transformer(x, cond.encoder, reference=reference)
@@ -253,7 +260,11 @@ class Prior(nn.Module):
         return state.head(h[:, 0])
 
     def losses(
-        self, codes: torch.Tensor, cond: Conditioning, align: torch.Tensor | None = None
+        self,
+        codes: torch.Tensor,
+        cond: Conditioning,
+        align: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Bits per token: ``gen`` (codes), ``lyrics`` (the lyric prediction, if any) and their
         weighted ``total``: fraction * lyrics * n_tokens / (n_tokens + L) + gen * L / (n_tokens + L).
@@ -261,12 +272,12 @@ class Prior(nn.Module):
         With ``align`` (N, L), the lyric-window position of the character sung at each code (-1:
         none), also ``align`` (bits per code of the alignment head's attention to that character,
         not in ``total``), ``align_accuracy`` (how often the head attends most to it) and
-        ``align_codes`` (how many codes have a target)."""
+        ``align_codes`` (how many codes have a target). ``inputs``: the past fed in, as in ``forward``."""
         attn = self._alignment_attention() if align is not None else None
         if attn is not None:
             attn.record = True
         try:
-            lyric_logits, logits = self(codes, cond, with_lyrics=True)
+            lyric_logits, logits = self(codes, cond, with_lyrics=True, inputs=inputs)
             weights = None if attn is None else attn.log_weights
         finally:
             if attn is not None:

@@ -64,6 +64,10 @@ class TrainConfig:
     # Priors: the share of the windows the timed share leaves (all without it) drawn with every
     # artist equally likely rather than by length (0: by length alone).
     artist_balance: float = 0.0
+    # Priors: the share of each window's input codes replaced by the prior's own draws given the true
+    # codes before them (parallel scheduled sampling), so that it learns to go on from codes it drew
+    # itself, as sampling makes it; the loss is still on the true codes (0: always the true codes).
+    sampled_inputs: float = 0.0
     # Priors: "ddp" (every rank holds the whole model) or "fsdp" (fully_shard per residual block,
     # sharded checkpoints); and recomputing each block in the backward pass to save memory.
     strategy: str = "ddp"

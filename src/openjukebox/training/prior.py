@@ -60,9 +60,20 @@ class PriorLoss(nn.Module):
         self.prior, self.align_weight = prior, align_weight
 
     def forward(
-        self, codes: torch.Tensor, y: torch.Tensor, above: torch.Tensor | None, align: torch.Tensor | None = None
+        self,
+        codes: torch.Tensor,
+        y: torch.Tensor,
+        above: torch.Tensor | None,
+        align: torch.Tensor | None = None,
+        resample: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        losses = self.prior.losses(codes, self.prior.condition(y, above, batch=codes.shape[0]), align)
+        """``resample`` (N, L): where it is 0 or more, the input code is replaced by the prior's own
+        draw (``own_draws``, at that uniform); where negative, kept. The targets stay the codes."""
+        cond = self.prior.condition(y, above, batch=codes.shape[0])
+        inputs = None
+        if resample is not None:
+            inputs = torch.where(resample >= 0, own_draws(self.prior, codes, cond, resample.clamp(min=0)), codes)
+        losses = self.prior.losses(codes, cond, align, inputs=inputs)
         return losses["total"] + self.align_weight * losses["align"] if align is not None else losses["total"]
 
     def metrics(
@@ -81,6 +92,15 @@ class PriorLoss(nn.Module):
             unknown = prior.condition(forget_labels(y, prior.cfg.labels.max_bow_genre_size), above, codes.shape[0])
             losses["unknown"] = prior.losses(codes, unknown)["gen"]
         return losses
+
+
+@torch.no_grad()
+def own_draws(prior: Prior, codes: torch.Tensor, cond: Conditioning, u: torch.Tensor) -> torch.Tensor:
+    """(N, L) a code drawn at every position from the prior's distribution given the true codes
+    before it (one teacher-forced pass), by inverting its CDF at the uniforms ``u`` (N, L)."""
+    logits = prior(codes, cond)[..., prior.code_offset :]  # the codes' part of a merged vocabulary
+    cdf = torch.softmax(logits.float(), -1).cumsum(-1)
+    return torch.searchsorted(cdf, u.to(cdf.dtype).unsqueeze(-1)).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
 def drop_labels(y: torch.Tensor, genre_slots: int, p: float, seed: list[int]) -> torch.Tensor:
@@ -323,6 +343,11 @@ class PriorRun(TrainingRun):
             y = drop_labels(
                 y, self.cfg.labels.max_bow_genre_size, self.tc.label_dropout, [self.tc.seed, step, self.dist.rank, 1]
             )
+        if self.tc.sampled_inputs > 0:  # seeded by the step: a resumed run draws the same
+            rng = np.random.default_rng([self.tc.seed, step, self.dist.rank, 2])
+            u = rng.random(codes.shape, dtype=np.float32)
+            replace = rng.random(codes.shape) < self.tc.sampled_inputs
+            return codes, y, above, align, torch.from_numpy(np.where(replace, u, np.float32(-1)))
         return (codes, y, above) if align is None else (codes, y, above, align)
 
     def loss(self, module: nn.Module, batch: tuple):
