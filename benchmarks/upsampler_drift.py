@@ -42,6 +42,8 @@ def teacher_forced(
     say, as sampling guides and tempers them."""
     n_ctx, up = prior.cfg.n_ctx, prior.cfg.conditioner.upsample
     total = len(codes)
+    if total < n_ctx:
+        raise ValueError(f"{total} codes: teacher-forced windows need at least the context, {n_ctx}")
     starts = list(range(0, total - n_ctx + 1, n_ctx)) + ([total - n_ctx] if total % n_ctx else [])
     z = torch.stack([codes[s : s + n_ctx] for s in starts])
     a = torch.stack([above[s // up : (s + n_ctx) // up] for s in starts])

@@ -180,12 +180,16 @@ PY
             --keep-best
         ;;
     up0_ss) # the shipped bottom upsampler fine-tuned on its own draws: --sampled-inputs 0.5 and 0.25, and 0 as
-        # the control (the same extra training on true inputs); about 6 steps per second on 2 threads. The rule
-        # that judges them: docs/measurements/sampled_inputs_rule.md
+        # the control (the same extra training on true inputs); SS_SHARES in percent. About 4 steps per second on
+        # 2 threads with its validations (5,000 steps: about 25 minutes). Only 50 was run; it was no better (the
+        # model card). The rule that judged it: docs/measurements/sampled_inputs_rule.md
         for share in ${SS_SHARES:-50 25 0}; do
+            if ! [[ $share =~ ^[0-9]+$ ]] || [ "$share" -gt 100 ]; then
+                echo "SS_SHARES: give percentages from 0 to 100, not $share" >&2; exit 2
+            fi
             finetune "$WORK/up0_ss$share" "${SS_FROM:-$WORK/bundle/prior_level_0}" "${SS_STEPS:-5000}" \
-                "$WORK/all.jsonl" --lr 3e-4 --label-dropout 0.2 --sampled-inputs "0.$share" --eval-every 500 \
-                --save-every 500
+                "$WORK/all.jsonl" --lr 3e-4 --label-dropout 0.2 --sampled-inputs "$(printf '%d.%02d' \
+                $((share / 100)) $((share % 100)))" --eval-every 500 --save-every 500
         done
         ;;
     guided) # the upsamplers fine-tuned with label dropout (up1_ld, up0_ld): a trained unconditional side

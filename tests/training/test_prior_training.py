@@ -243,16 +243,16 @@ def test_own_draws_invert_the_priors_cdf_at_the_given_uniforms():
 
 
 def test_sampled_inputs_feed_the_draws_where_asked_and_score_the_true_codes():
-    from openjukebox.training.prior import PriorLoss, own_draws
+    from openjukebox.training.prior import UNIFORM_STEPS, PriorLoss, own_draws
 
     torch.manual_seed(0)
     prior = build_prior(get_preset("tiny_upsampler_1")).eval()
     g = torch.Generator().manual_seed(1)
     codes = torch.randint(0, 64, (2, prior.cfg.n_ctx), generator=g)
     above, y = torch.randint(0, 64, (2, prior.cfg.n_ctx // 4), generator=g), None
-    u = torch.rand(codes.shape, generator=g)
-    keep = torch.full(codes.shape, -1.0)
-    half = torch.where(torch.rand(codes.shape, generator=g) < 0.5, u, keep)
+    k = torch.randint(0, UNIFORM_STEPS, codes.shape, generator=g, dtype=torch.int32)  # integer uniforms
+    u, keep = k.float() / UNIFORM_STEPS, torch.full(codes.shape, -1, dtype=torch.int32)
+    half = torch.where(torch.rand(codes.shape, generator=g) < 0.5, k, keep)
     loss = PriorLoss(prior)
     with torch.no_grad():
         cond = prior.condition(y, above)
@@ -280,3 +280,5 @@ def test_training_on_sampled_inputs_resumes_exactly_and_changes_what_is_learnt(
     assert not all(torch.equal(a[k], plain[k]) for k in a)
     with pytest.raises(UserError, match="--sampled-inputs 0.25 .*the run has 0.5"):
         run("b", 6, resume=True, share=0.25)
+    with pytest.raises(UserError, match="--sampled-inputs is a share from 0 to 1, not 1.5"):
+        run("c", 1, share=1.5)

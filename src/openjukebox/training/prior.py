@@ -51,6 +51,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
+UNIFORM_STEPS = 2**24  # --sampled-inputs: the uniforms of the draws as integers, u = k / UNIFORM_STEPS
+
+
 class PriorLoss(nn.Module):
     """What DDP wraps: conditioning and loss in one forward, so every parameter's gradient syncs.
     With alignment targets the loss adds ``align_weight`` times the alignment head's bits."""
@@ -67,12 +70,14 @@ class PriorLoss(nn.Module):
         align: torch.Tensor | None = None,
         resample: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``resample`` (N, L): where it is 0 or more, the input code is replaced by the prior's own
-        draw (``own_draws``, at that uniform); where negative, kept. The targets stay the codes."""
+        """``resample`` (N, L) integers: where 0 or more, the input code is replaced by the prior's own
+        draw (``own_draws`` at the uniform resample / 2**24; integers, so that no mixed-precision cast
+        of float inputs rounds it); where negative, kept. The targets stay the codes."""
         cond = self.prior.condition(y, above, batch=codes.shape[0])
         inputs = None
         if resample is not None:
-            inputs = torch.where(resample >= 0, own_draws(self.prior, codes, cond, resample.clamp(min=0)), codes)
+            u = resample.clamp(min=0).float() / UNIFORM_STEPS
+            inputs = torch.where(resample >= 0, own_draws(self.prior, codes, cond, u), codes)
         losses = self.prior.losses(codes, cond, align, inputs=inputs)
         return losses["total"] + self.align_weight * losses["align"] if align is not None else losses["total"]
 
@@ -259,6 +264,8 @@ class PriorRun(TrainingRun):
                 "--align-weight, --lyric-jitter and --timed-share train a lyrics prior; this one has no lyrics "
                 "(train a lyrics preset such as mini_top_lyrics, fine-tune a prior with lyrics, or leave them out)"
             )
+        if not 0.0 <= tc.sampled_inputs <= 1.0:
+            raise UserError(f"--sampled-inputs is a share from 0 to 1, not {tc.sampled_inputs}")
         if tc.align_weight > 0 and tc.activation_checkpointing:
             raise UserError(
                 "--align-weight reads the alignment head's attention, which --activation-checkpointing recomputes "
@@ -345,9 +352,9 @@ class PriorRun(TrainingRun):
             )
         if self.tc.sampled_inputs > 0:  # seeded by the step: a resumed run draws the same
             rng = np.random.default_rng([self.tc.seed, step, self.dist.rank, 2])
-            u = rng.random(codes.shape, dtype=np.float32)
+            u = rng.integers(0, UNIFORM_STEPS, codes.shape, dtype=np.int32)
             replace = rng.random(codes.shape) < self.tc.sampled_inputs
-            return codes, y, above, align, torch.from_numpy(np.where(replace, u, np.float32(-1)))
+            return codes, y, above, align, torch.from_numpy(np.where(replace, u, np.int32(-1)))
         return (codes, y, above) if align is None else (codes, y, above, align)
 
     def loss(self, module: nn.Module, batch: tuple):
