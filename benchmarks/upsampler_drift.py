@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from clip_classifier import METRICS, SR, best, choose, clip_features, codec_features, fit, recognition, split_clips
+from clip_classifier import SR, clip_features, codec_features, split_clips
 from reports import emit  # beside this script
-from upsampler_loss import spread, true_codes
+from upsampler_loss import judged, spread, true_codes
 
 from openjukebox.checkpoint import model_id
 from openjukebox.prior.conditioning import forget_labels
@@ -107,17 +107,7 @@ def main() -> None:
     heard = {"through_codec": codec_features(vq, held, 0)}
     heard |= {way: np.array([clip_features(a) for a in clips]) for way, clips in audio.items()}
     report = {"clips": len(held), "seconds": step / SR, "first_seed": args.seed, "codes_equal_to_true": same}
-    for column, kind in ((2, "artist"), (1, "genre")):
-        labels, want = [r[column] for r in train], [r[column] for r in held]
-        classes = sorted(set(labels))
-        settings, table = choose(list(x), labels, [r[3] for r in train], METRICS[kind])
-        report[kind] = {"chance": round(1 / len(classes), 3)}
-        for judge, chosen in (("chosen", settings), ("timbre_only", best(table, "mel"))):
-            clf = fit(list(x), labels, **chosen)
-            report[kind][judge] = {"settings": chosen} | {
-                name: recognition(clf.predict(f), want, classes) for name, f in heard.items()
-            }
-    emit(report, args.out)
+    emit(report | judged(train, x, held, heard), args.out)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,24 @@ def resampled(
     return out
 
 
+def judged(train: list, x: np.ndarray, held: list, heard: dict[str, np.ndarray]) -> dict:
+    """{"artist", "genre"}: each heard set of features of the ``held`` clips judged against the clips'
+    true labels by the two judges (the one ``clip_classifier.choose`` picks on the ``train`` clips'
+    features ``x``, and the best on log-mel statistics alone), with chance and the judges' settings."""
+    report = {}
+    for column, kind in ((2, "artist"), (1, "genre")):
+        labels, want = [r[column] for r in train], [r[column] for r in held]
+        classes = sorted(set(labels))
+        settings, table = choose(list(x), labels, [r[3] for r in train], METRICS[kind])
+        report[kind] = {"chance": round(1 / len(classes), 3)}
+        for judge, chosen in (("chosen", settings), ("timbre_only", best(table, "mel"))):
+            clf = fit(list(x), labels, **chosen)
+            report[kind][judge] = {"settings": chosen} | {
+                name: recognition(clf.predict(f), want, classes) for name, f in heard.items()
+            }
+    return report
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, required=True, help="the recipe's folder (all.jsonl, top/split.json, vqvae)")
@@ -110,17 +128,7 @@ def main() -> None:
     }
     report = {"clips": len(held), "seconds": step / SR, "temperature": args.temperature, "first_seed": args.seed}
     report["kept_levels"] = list(range(keep, top + 1))
-    for column, kind in ((2, "artist"), (1, "genre")):
-        labels, want = [r[column] for r in train], [r[column] for r in held]
-        classes = sorted(set(labels))
-        settings, table = choose(list(x), labels, [r[3] for r in train], METRICS[kind])
-        report[kind] = {"chance": round(1 / len(classes), 3)}
-        for judge, chosen in (("chosen", settings), ("timbre_only", best(table, "mel"))):
-            clf = fit(list(x), labels, **chosen)
-            report[kind][judge] = {"settings": chosen} | {
-                name: recognition(clf.predict(f), want, classes) for name, f in heard.items()
-            }
-    emit(report, args.out)
+    emit(report | judged(train, x, held, heard), args.out)
 
 
 if __name__ == "__main__":

@@ -70,3 +70,21 @@ def test_keep_1_keeps_the_true_codes_of_level_1_too_and_samples_level_0_alone(lo
     for bad in (0,):  # sampling refuses it (main() refuses any level outside 1..top first)
         with pytest.raises(ValueError, match="--keep-down-to must be a level from 1 to 2"):
             loss.resampled(bundle, vq, model_id(bundle / "vqvae"), [(clip, "choir", "Bach", "p")], 0.99, 5, keep=bad)
+
+
+def test_judged_names_the_labels_of_clips_that_sound_like_their_training_clips(loss):
+    width = len(load_benchmark("clip_classifier").FEATURE_NAMES)  # clip_features' length: both judges take it
+    rng = np.random.default_rng(0)
+    names = [("Bach", "organ"), ("Ada", "piano")]
+    centre = {n: rng.normal(0, 5, width) for n in names}
+    rows = [(None, g, a, f"{a}{i % 6}") for i in range(60) for a, g in [names[i % 2]]]  # 6 pieces per artist
+    x = np.array([centre[(a, g)] + rng.normal(0, 1, width) for _, g, a, _ in rows])
+    held = [(None, g, a, "h") for a, g in names * 4]
+    near = np.array([centre[(a, g)] + rng.normal(0, 1, width) for _, g, a, _ in held])
+    swapped = near[[1, 0, 3, 2, 5, 4, 7, 6]]  # each clip sounds like the other artist
+    report = loss.judged(rows, x, held, {"near": near, "swapped": swapped})
+    for kind in ("artist", "genre"):
+        assert report[kind]["chance"] == 0.5
+        for judge in ("chosen", "timbre_only"):
+            assert report[kind][judge]["near"]["accuracy"] == 1.0
+            assert report[kind][judge]["swapped"]["accuracy"] == 0.0
