@@ -2,8 +2,8 @@
 # The shipped model (src/openjukebox/models/default), built in resumable stages on a CPU (or a GPU):
 #   bash recipes/music_model.sh WORK_DIR [STAGE...]   stages: data testset vqvae top align up1 up0 guided bundle
 #   (default all), and sung sing (more sung chorales, the aligned top prior fine-tuned on them), balance
-#   (the aligned top prior fine-tuned artist by artist), up0_base (a wider bottom upsampler; not shipped),
-#   up0_ss (the bottom upsampler fine-tuned on its own draws), ship
+#   (the aligned top prior fine-tuned artist by artist), up0_base and up0_base_ft (a wider bottom upsampler,
+#   then at a lower learning rate; not shipped), up0_ss (the bottom upsampler fine-tuned on its own draws), ship
 # (ship: after benchmarks/eval_model.py has measured the bundle, copy it into the package).
 # Every training stage trains to its *_STEPS target and stops; run it again (this session or the
 # next) with a larger target to continue exactly where it stopped (e.g. VQVAE_STEPS=12000).
@@ -179,6 +179,11 @@ PY
             --data "$WORK/all.jsonl" --preset base_upsampler_0 --batch-size 8 --eval-every 500 --save-every 250 \
             --keep-best
         ;;
+    up0_base_ft) # up0_base's best fine-tuned at a third of its learning rate (its schedule has no decay): 2,000
+        # steps (UP0_BASE_FT_STEPS) at ~0.95 s per step on 2 threads, keeping its best validation
+        finetune "$WORK/up0_base_ft" "$WORK/up0_base/best" "${UP0_BASE_FT_STEPS:-2000}" "$WORK/all.jsonl" \
+            --batch-size 8 --lr 1.5e-4 --label-dropout 0.2 --eval-every 500 --save-every 250 --keep-best
+        ;;
     up0_ss) # the shipped bottom upsampler fine-tuned on its own draws: --sampled-inputs 0.5 and 0.25, and 0 as
         # the control (the same extra training on true inputs); SS_SHARES in percent. About 4 steps per second on
         # 2 threads with its validations (5,000 steps: about 25 minutes). Only 50 was run; it was no better (the
@@ -247,6 +252,6 @@ shutil.copyfile(work / "quality.json", dest / "quality.json")
 print(f"shipped {work}/bundle to {dest}; update {dest}/MODEL_CARD.md from {dest}/quality.json")
 PY
         ;;
-    *) echo "unknown stage $stage (data testset vqvae top align sung sing balance up1 up0 up0_base up0_ss guided bundle ship)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (data testset vqvae top align sung sing balance up1 up0 up0_base up0_base_ft up0_ss guided bundle ship)" >&2; exit 2 ;;
     esac
 done
