@@ -242,6 +242,30 @@ def test_own_draws_invert_the_priors_cdf_at_the_given_uniforms():
     assert torch.equal(own_draws(prior, codes, cond, torch.zeros_like(u)), torch.zeros_like(codes))
 
 
+def test_own_draws_of_a_single_sequence_prior_are_codes_drawn_from_the_codes_share_alone():
+    from openjukebox.training.prior import own_draws
+
+    torch.manual_seed(0)
+    prior = build_prior(get_preset("tiny_top_single")).eval()
+    cfg = prior.cfg
+    assert prior.code_offset == cfg.lyrics.n_vocab > 0  # lyric tokens first in the merged vocabulary
+    g = torch.Generator().manual_seed(1)
+    y = torch.tensor([[30 * cfg.sample_rate, 0, cfg.sample_length, 1, 2]] * 2)
+    lyrics = torch.randint(1, cfg.lyrics.n_vocab, (2, cfg.lyrics.n_tokens), generator=g)
+    cond = prior.condition(torch.cat([y, lyrics], 1))
+    codes = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx), generator=g)
+    with torch.no_grad():
+        logits = prior(codes, cond).float()
+    assert logits.shape[-1] == cfg.l_bins + prior.code_offset
+    u = torch.rand(codes.shape, generator=g)
+    cdf = torch.softmax(logits[..., prior.code_offset :], -1).cumsum(-1)
+    want = (cdf < u[..., None]).sum(-1)  # the first code whose CDF reaches u
+    draws = own_draws(prior, codes, cond, u)
+    assert torch.equal(draws, want) and draws.max() < cfg.l_bins
+    merged = (torch.softmax(logits, -1).cumsum(-1) < u[..., None]).sum(-1)  # what the whole vocabulary would give
+    assert not torch.equal(merged - prior.code_offset, want)  # the slice matters: the test can tell
+
+
 def test_sampled_inputs_feed_the_draws_where_asked_and_score_the_true_codes():
     from openjukebox.training.prior import UNIFORM_STEPS, PriorLoss, own_draws
 
