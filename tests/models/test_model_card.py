@@ -313,3 +313,42 @@ def test_the_upsampler_drift_and_own_draws_figures_are_those_measured():
     codec = pct(loss["bottom_upsampler_alone"]["artist"]["chosen"]["through_codec"]["balanced_accuracy"])
     here = pct(drift["artist"]["chosen"]["through_codec"]["balanced_accuracy"])
     assert f"through-codec artist figure is {here} here and {codec} above" in card
+
+
+def test_the_resumed_wider_bottom_upsampler_figures_are_those_measured():
+    measured = ROOT / "docs" / "measurements"
+    loss = json.loads((measured / "upsampler_loss_level_0.json").read_text())
+    drift = json.loads((measured / "upsampler_drift_level_0.json").read_text())
+    card = _flat(DEFAULT_MODEL / "MODEL_CARD.md")
+    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
+    key = "true_levels_2_to_1_codes_upsampled"
+    resumed, alone = loss["wider_bottom_upsampler_resumed"], loss["bottom_upsampler_alone"]
+    assert resumed["kept_levels"] == [1, 2] and resumed["first_seed"] == alone["first_seed"] and resumed["clips"] == 64
+    model = resumed["model"]
+    stage1, stage2 = model["validation_bits_per_token"], model["finetune_validation_bits_per_token"]
+    assert stage1[-1] == [model["trained_steps"], stage2[0][1]] == [9500, min(b for _, b in stage1)]
+    judged = stage2[-1]  # the fine-tune's best, the model judged
+    assert judged == [model["finetune_steps"], min(b for _, b in stage2)]
+    shipped = model["shipped_bottom_upsampler_validation_bits_per_token"]
+    got = {(k, j): resumed[k][j][key][m] for k, m in (("genre", "accuracy"), ("artist", "balanced_accuracy"))
+           for j in ("chosen", "timbre_only")}  # fmt: skip
+    gains = [round(100 * (got["genre", j] - alone["genre"][j][key]["accuracy"]), 1) for j in ("chosen", "timbre_only")]
+    assert (
+        f"validation fell to {judged[1]:.2f} bits per token, {shipped - judged[1]:.2f} below the shipped one's, yet it "
+        f"gave {pct(got['genre', 'chosen'])} and {pct(got['genre', 'timbre_only'])} genre and "
+        f"{pct(got['artist', 'chosen'])} and {pct(got['artist', 'timbre_only'])} balanced artist: the genre rose by "
+        f"{gains[0]} points (chosen judge) and fell by {-gains[1]} (timbre judge), again no measured difference" in card
+    )
+    # the rule: better only with a genre gain of 8 points or more under one judge and a fall under 8 by the other
+    assert not any(g >= 8 and o > -8 for g, o in (gains, gains[::-1]))
+    assert f"at {judged[1]:.2f} bits per token: fewer bits per token did not keep" in _flat(ROOT / "README.md")
+    same, was = drift["wider_bottom_upsampler_resumed"]["codes_equal_to_true"], drift["shipped"]["codes_equal_to_true"]
+    assert (
+        f"draws {pct(same['teacher_forced'])} of the codes right teacher-forced but only {pct(same['free_running'])} "
+        f"free-running (the shipped one: {pct(was['teacher_forced'])} and {pct(was['free_running'])})" in card
+    )
+    assert same["free_running"] < was["free_running"] + 0.01  # "fewer bits did not reduce the drift"
+    for kind in ("artist", "genre"):  # the same judges on the same clips
+        e = drift["wider_bottom_upsampler_resumed"][kind]
+        assert e["chosen"]["settings"] == drift["shipped"][kind]["chosen"]["settings"]
+        assert e["chosen"]["through_codec"] == drift["shipped"][kind]["chosen"]["through_codec"]
