@@ -172,15 +172,15 @@ PY
             --preset mini_upsampler_0 --eval-every 500
         ;;
     up0_base) # the bottom upsampler at the GPU recipe's shape (base_upsampler_0) on the CPU, batch 8, with label
-        # dropout from the start; ~0.95 s per step on 2 threads (6,000 steps, the default: 1 h 35 min). Its best
-        # showed no measured difference from up0_ld, so it is not shipped (the model card); a larger
-        # UP0_BASE_STEPS goes on.
+        # dropout from the start; ~0.8 to 0.95 s per step on 2 threads (6,000 steps, the default: 1 h 35 min; the
+        # measured run went on to UP0_BASE_STEPS=9500, then up0_base_ft). Neither best showed a measured difference
+        # from up0_ld, so it is not shipped (the model card); a larger UP0_BASE_STEPS goes on.
         train prior "$WORK/up0_base" "${UP0_BASE_STEPS:-6000}" --level 0 --vqvae "$WORK/vqvae" \
             --data "$WORK/all.jsonl" --preset base_upsampler_0 --batch-size 8 --eval-every 500 --save-every 250 \
             --keep-best
         ;;
     up0_base_ft) # up0_base's best fine-tuned at a third of its learning rate (its schedule has no decay): 2,000
-        # steps (UP0_BASE_FT_STEPS) at ~0.95 s per step on 2 threads, keeping its best validation
+        # steps (UP0_BASE_FT_STEPS) at ~0.8 s per step on 2 threads, keeping its best validation
         finetune "$WORK/up0_base_ft" "$WORK/up0_base/best" "${UP0_BASE_FT_STEPS:-2000}" "$WORK/all.jsonl" \
             --batch-size 8 --lr 1.5e-4 --label-dropout 0.2 --eval-every 500 --save-every 250 --keep-best
         ;;

@@ -323,7 +323,9 @@ def test_the_resumed_wider_bottom_upsampler_figures_are_those_measured():
     pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
     key = "true_levels_2_to_1_codes_upsampled"
     resumed, alone = loss["wider_bottom_upsampler_resumed"], loss["bottom_upsampler_alone"]
-    assert resumed["kept_levels"] == [1, 2] and resumed["first_seed"] == alone["first_seed"] and resumed["clips"] == 64
+    for field in ("kept_levels", "first_seed", "clips", "seconds", "temperature"):  # the same run as the shipped one's
+        assert resumed[field] == alone[field], field
+    assert resumed["kept_levels"] == [1, 2] and resumed["clips"] == 64
     model = resumed["model"]
     stage1, stage2 = model["validation_bits_per_token"], model["finetune_validation_bits_per_token"]
     assert stage1[-1] == [model["trained_steps"], stage2[0][1]] == [9500, min(b for _, b in stage1)]
@@ -341,14 +343,26 @@ def test_the_resumed_wider_bottom_upsampler_figures_are_those_measured():
     )
     # the rule: better only with a genre gain of 8 points or more under one judge and a fall under 8 by the other
     assert not any(g >= 8 and o > -8 for g, o in (gains, gains[::-1]))
-    assert f"at {judged[1]:.2f} bits per token: fewer bits per token did not keep" in _flat(ROOT / "README.md")
+    assert (
+        f"It still showed none after {model['trained_steps']:,} steps and {model['finetune_steps']:,} more at a third "
+        f"of the learning rate (stage `up0_base_ft`), at {judged[1]:.2f} bits per token" in _flat(ROOT / "README.md")
+    )
+    rule = _flat(measured / "bottom_upsampler_base_rule.md")
+    for text, k, m in (
+        ("genre, accuracy", "genre", "accuracy"),
+        ("artist, balanced accuracy", "artist", "balanced_accuracy"),
+    ):
+        for judge, name in (("chosen", "chosen judge"), ("timbre_only", "timbre judge")):
+            cells = [pct(alone[k][judge][key][m]), pct(loss["wider_bottom_upsampler_alone"][k][judge][key][m])]
+            assert f"| {text}, {name} | {cells[0]} | {cells[1]} | {pct(got[k, judge])} |" in rule, (text, name)
+    assert f"**{judged[1]:.2f}** (step {judged[0]:,}, the model judged)" in rule
     same, was = drift["wider_bottom_upsampler_resumed"]["codes_equal_to_true"], drift["shipped"]["codes_equal_to_true"]
     assert (
         f"draws {pct(same['teacher_forced'])} of the codes right teacher-forced but only {pct(same['free_running'])} "
         f"free-running (the shipped one: {pct(was['teacher_forced'])} and {pct(was['free_running'])})" in card
     )
-    assert same["free_running"] < was["free_running"] + 0.01  # "fewer bits did not reduce the drift"
+    assert abs(same["free_running"] - was["free_running"]) < 0.005  # "fewer bits did not reduce the drift"
     for kind in ("artist", "genre"):  # the same judges on the same clips
-        e = drift["wider_bottom_upsampler_resumed"][kind]
-        assert e["chosen"]["settings"] == drift["shipped"][kind]["chosen"]["settings"]
-        assert e["chosen"]["through_codec"] == drift["shipped"][kind]["chosen"]["through_codec"]
+        for judge in ("chosen", "timbre_only"):
+            e, shipped_e = drift["wider_bottom_upsampler_resumed"][kind][judge], drift["shipped"][kind][judge]
+            assert e["settings"] == shipped_e["settings"] and e["through_codec"] == shipped_e["through_codec"]
