@@ -17,13 +17,12 @@ and the share of drawn codes equal to the true ones is reported: how far each st
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 from clip_classifier import SR, clip_features, codec_features, split_clips
 from reports import emit  # beside this script
-from upsampler_loss import judged, spread, true_codes
+from upsampler_loss import held_out_clip_args, judged, spread, true_codes
 
 from openjukebox.checkpoint import model_id
 from openjukebox.prior.conditioning import forget_labels
@@ -89,13 +88,8 @@ def drawn(bundle: Bundle, vq, clips: list, seed: int) -> tuple[dict[str, list[np
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=Path, required=True, help="the recipe's folder (all.jsonl, top/split.json, vqvae)")
-    p.add_argument("--bundle", type=Path, help="the model whose bottom upsampler is heard (default RUNS/bundle)")
-    p.add_argument("--clips", type=int, default=64, help="held-out clips, spread over the held-out files (default 64)")
-    p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4, as eval_model.py's)")
+    held_out_clip_args(p, "bottom upsampler is")
     p.add_argument("--seed", type=int, default=700, help="the first clip's seed (default 700)")
-    p.add_argument("--cache", type=Path, help="keep the training clips' features here (12 minutes on 1 core)")
-    p.add_argument("--out", type=Path, help="write the report here too (JSON)")
     args = p.parse_args()
     b = Bundle(args.bundle or args.runs / "bundle")
     vq, vq_id = b.load_vqvae(), model_id(b.vqvae_dir)

@@ -93,17 +93,22 @@ def judged(train: list, x: np.ndarray, held: list, heard: dict[str, np.ndarray])
     return report
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def held_out_clip_args(p: argparse.ArgumentParser, heard: str) -> None:
+    """The options of the scripts that judge ``heard`` (an upsampler) on held-out real clips."""
     p.add_argument("--runs", type=Path, required=True, help="the recipe's folder (all.jsonl, top/split.json, vqvae)")
-    p.add_argument("--bundle", type=Path, help="the model whose upsamplers are heard (default RUNS/bundle)")
+    p.add_argument("--bundle", type=Path, help=f"the model whose {heard} heard (default RUNS/bundle)")
     p.add_argument("--clips", type=int, default=64, help="held-out clips, spread over the held-out files (default 64)")
     p.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4, as eval_model.py's)")
+    p.add_argument("--cache", type=Path, help="keep the training clips' features here (12 minutes on 1 core)")
+    p.add_argument("--out", type=Path, help="write the report here too (JSON)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    held_out_clip_args(p, "upsamplers are")
     p.add_argument("--temperature", type=per_level, default=0.99, help="as `openjukebox sample --temperature`")
     p.add_argument("--keep", type=int, help="keep the true codes from the top down to this level (default the top)")
     p.add_argument("--seed", type=int, default=700, help="the first label group's seed (default 700)")
-    p.add_argument("--cache", type=Path, help="keep the training clips' features here (12 minutes on 1 core)")
-    p.add_argument("--out", type=Path, help="write the report here too (JSON)")
     args = p.parse_args()
     bundle = args.bundle or args.runs / "bundle"
     b = Bundle(bundle)
