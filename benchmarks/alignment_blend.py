@@ -17,6 +17,14 @@ def median_abs(songs: list) -> float:
     return float(np.median(np.abs(np.concatenate(songs))))
 
 
+def paired_interval(a: list, b: list, draws: int = 2000) -> list[float]:
+    """90 % interval of median_abs(a) - median_abs(b) over the songs drawn with replacement (paired)."""
+    rng = np.random.default_rng(0)
+    picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
+    diffs = [median_abs([a[i] for i in k]) - median_abs([b[i] for i in k]) for k in picks]
+    return [round(float(x), 3) + 0.0 for x in np.percentile(diffs, [5, 95])]  # + 0.0: no -0.0
+
+
 def median_error(attention: list, linear: list, w: float) -> float:
     """``median_abs`` of the blend of weight ``w``."""
     return median_abs([w * a + (1 - w) * b for a, b in zip(attention, linear, strict=True)])

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from alignment_blend import WEIGHTS, cross_fitted, median_abs, median_error  # beside this script
+from alignment_blend import WEIGHTS, cross_fitted, median_abs, median_error, paired_interval  # beside this script
 from clip_classifier import (  # beside this script
     METRICS,
     SR,
@@ -329,13 +329,6 @@ def lyrics_quality(
                 errors["timed_windows"].append(alone)
         return errors
 
-    def interval(a: list, b: list, draws: int = 2000) -> list[float]:
-        """90 % interval of median(a) - median(b) over the songs drawn with replacement (paired)."""
-        rng = np.random.default_rng(0)
-        picks = (rng.integers(0, len(a), len(a)) for _ in range(draws))
-        diffs = [median_abs([a[i] for i in k]) - median_abs([b[i] for i in k]) for k in picks]
-        return [round(float(x), 3) + 0.0 for x in np.percentile(diffs, [5, 95])]  # + 0.0: no -0.0
-
     median = lambda songs: round(median_abs(songs), 3)  # noqa: E731
     train = measure(training, False) if training else {}
     chosen = min(SPREADS, key=lambda s: median_abs(train[s])) if training else ALIGN_SPREAD
@@ -347,13 +340,13 @@ def lyrics_quality(
         "plain_text_windows_median_error_s": median(errors[ALIGN_SPREAD]),
         "timed_windows_median_error_s": median(errors["timed_windows"]),
         "linear_rule_median_error_s": median(errors["linear_rule"]),
-        "plain_text_minus_linear_90pct_interval_s": interval(errors[ALIGN_SPREAD], errors["linear_rule"]),
+        "plain_text_minus_linear_90pct_interval_s": paired_interval(errors[ALIGN_SPREAD], errors["linear_rule"]),
         "blend_with_linear_rule": {  # docs/measurements/alignment_blend_rule.md
             "held_out_median_error_s_by_weight": {
                 str(w): round(median_error(errors[ALIGN_SPREAD], errors["linear_rule"], w), 3) for w in WEIGHTS
             },
             "cross_fitted_median_error_s": median(blend["errors"]) if blend else None,
-            "cross_fitted_minus_linear_90pct_interval_s": interval(blend["errors"], errors["linear_rule"])
+            "cross_fitted_minus_linear_90pct_interval_s": paired_interval(blend["errors"], errors["linear_rule"])
             if blend
             else None,
             "weights_chosen_per_fold": blend["weights"] if blend else None,

@@ -1,9 +1,12 @@
 """Lyric alignment of sampled songs: the lyrics prior's attention, window by window, turned into times.
 
-For every top-level window the prior is run once, teacher-forced on the sampled codes, recording
-the attention of the alignment layer; the head's weights (codes x window characters) go into a
-song-wide matrix at the characters' song positions, as in the original's ``get_alignment``. One
-window's weights are in memory at a time. The head is the one asked for, else the config's
+For every top-level window the prior is run teacher-forced on the sampled codes, recording the
+attention of the alignment layer; the head's weights (codes x window characters) go into a
+song-wide matrix at the characters' song positions, as in the original's ``get_alignment``. With
+``shifts``, each window runs once per shift of its lyric window (seconds, as training's
+``--lyric-jitter`` moves it) and the matrix is the mean of those runs: the head's pull towards
+each window's centre is spread over the shifts, what the audio points to is kept. One window's
+weights are in memory at a time. The head is the one asked for, else the config's
 ``alignment_layer``/``alignment_head``, else the most monotonic one on the first windows.
 """
 
@@ -20,6 +23,7 @@ from ..prior.model import Prior
 from .engine import plan_windows, window_labels
 
 ALIGN_SPREAD = 1.0  # seconds; chosen on the shipped model's training songs (benchmarks/eval_model.py)
+ALIGN_SHIFTS = (0.0,)  # seconds: lyric-window shifts averaged (docs/measurements/alignment_shifted_windows_rule.md)
 
 
 @torch.no_grad()
@@ -33,6 +37,7 @@ def align_songs(
     head: tuple[int, int] | None = None,
     probe_windows: int = 4,
     spread: float = ALIGN_SPREAD,
+    shifts: tuple[float, ...] = ALIGN_SHIFTS,
 ) -> tuple[list[tuple[Alignment, np.ndarray]], dict]:
     """Alignments of ``lyrics`` to the top-level ``codes`` (n, T) sampled with label rows ``y``.
 
@@ -41,9 +46,12 @@ def align_songs(
     model's), the most monotonic one on the first ``probe_windows`` windows of the first song is used.
     ``spread`` (seconds): how far a character's time may stray from where its window put it (the
     linear rule, or the given times) before a Gaussian prior outweighs the attention; 0: none.
+    ``shifts`` (seconds): the lyric window's shifts whose attention is averaged (see the module).
     """
     if not spread >= 0:  # NaN too; before any window is run
         raise ValueError(f"the alignment's spread must be 0 or more seconds, not {spread}")
+    if not len(shifts) or not np.all(np.isfinite(shifts)):
+        raise ValueError(f"the alignment needs one or more finite lyric-window shifts (seconds), not {shifts}")
     cfg = prior.cfg
     windows = plan_windows(codes.shape[1], cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
     lc = cfg.lyrics
@@ -61,29 +69,44 @@ def align_songs(
     else:
         used = {"layer": head[0], "head": head[1], "chosen": "given"}
     code_seconds = cfg.hop_length / cfg.sample_rate
-    pool = max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
-    used["frame_seconds"] = code_seconds * pool
-    matrices = [SongAttention(codes.shape[1], len(song.tokens), pool) for song in lyrics]
-    for w in windows:  # one window in memory at a time
-        weights, indices = _window_attention(prior, codes, y, lyrics, w, [head[0]])
-        for i, matrix in enumerate(matrices):
-            matrix.add(w.start, weights[head[0]][i, head[1]], indices[i], first_new=max(0, w.primed - w.start))
-    used["spread"] = spread
+    used["frame_seconds"] = code_seconds * max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    matrices = [m / len(shifts) for m in attention_sums(prior, codes, y, lyrics, windows, head, shifts)]
+    used["spread"], used["shifts"] = spread, [float(s) for s in shifts]
     results = []
     for i, (song, matrix) in enumerate(zip(lyrics, matrices, strict=True)):
         text = tokenizer.decode(song.tokens)
         seconds, offset = int(y[i, 0]) / cfg.sample_rate, int(y[i, 1]) / cfg.sample_rate  # codes start at offset
         expected = expected_centres(len(song.tokens), seconds, song.times) - offset
-        align = Alignment.from_matrix(text, matrix.matrix, used["frame_seconds"], expected, spread)
-        results.append((align, matrix.matrix))
+        align = Alignment.from_matrix(text, matrix, used["frame_seconds"], expected, spread)
+        results.append((align, matrix))
     return results, used
 
 
-def _window_attention(prior: Prior, codes, y, lyrics, window, layers) -> tuple[dict[int, np.ndarray], list]:
-    """Attention (n, H, window codes, n_tokens) of ``layers`` for one window, and its characters' indices."""
+def attention_sums(
+    prior: Prior, codes: torch.Tensor, y: torch.Tensor, lyrics: list[SongLyrics], windows: list, head, shifts
+) -> list[np.ndarray]:
+    """Per song, the song-wide matrix (frames, characters) of ``head``'s attention summed over the
+    lyric-window ``shifts`` (seconds): each code counts once per shift."""
+    cfg = prior.cfg
+    code_seconds = cfg.hop_length / cfg.sample_rate
+    pool = max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    matrices = [SongAttention(codes.shape[1], len(song.tokens), pool) for song in lyrics]
+    for w in windows:  # one window in memory at a time
+        for shift in shifts:
+            weights, indices = _window_attention(prior, codes, y, lyrics, w, [head[0]], float(shift))
+            for i, matrix in enumerate(matrices):
+                matrix.add(w.start, weights[head[0]][i, head[1]], indices[i], first_new=max(0, w.primed - w.start))
+    return [m.matrix for m in matrices]
+
+
+def _window_attention(
+    prior: Prior, codes, y, lyrics, window, layers, shift: float = 0.0
+) -> tuple[dict[int, np.ndarray], list]:
+    """Attention (n, H, window codes, n_tokens) of ``layers`` for one window whose lyric window is
+    moved by ``shift`` seconds, and its characters' indices."""
     cfg = prior.cfg
     device = prior.pos_emb.device
-    y_w, indices = window_labels(y, window.start, cfg, lyrics)
+    y_w, indices = window_labels(y, window.start, cfg, lyrics, shift)
     cond = prior.condition(y_w.to(device))
     length = window.end - window.start
     window_codes = F.pad(codes[:, window.start : window.end], (0, cfg.n_ctx - length)).to(device)
@@ -102,6 +125,7 @@ def timing_errors(
     genres: tuple = (),
     windows_from_times: bool = False,
     spreads: tuple[float, ...] = (ALIGN_SPREAD,),
+    shifts: tuple[float, ...] = ALIGN_SHIFTS,
 ) -> tuple[dict[float, np.ndarray], np.ndarray]:
     """How far the alignment of a song with known character times is from the truth, in seconds.
 
@@ -115,6 +139,7 @@ def timing_errors(
     characters' even spread over the song), so the true times are used only to score the result;
     ``windows_from_times`` chooses them from the true times instead, as when a user gives timed
     lyrics (then the attention alone is scored: a prior around the true times would be a leak).
+    ``shifts``: as ``align_songs`` takes them.
     """
     cfg = prior.cfg
     n_samples = codes.shape[1] * cfg.hop_length
@@ -123,7 +148,9 @@ def timing_errors(
     genre_row = [*genres, *[-1] * (slots - len(genres))]
     y = torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
     windowed = song if windows_from_times else SongLyrics(song.tokens)
-    [(alignment, matrix)], used = align_songs(prior, codes, y, [windowed], tokenizer, hop_fraction=0.5, spread=0.0)
+    [(alignment, matrix)], used = align_songs(
+        prior, codes, y, [windowed], tokenizer, hop_fraction=0.5, spread=0.0, shifts=shifts
+    )
     text, truth = alignment.text, np.array(song.times)
     expected = None if windows_from_times else expected_centres(len(truth), seconds)
     errors = {}

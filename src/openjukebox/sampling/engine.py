@@ -78,14 +78,15 @@ def plan_windows(total: int, n_ctx: int, hop: int) -> list[Window]:
 
 
 def window_labels(
-    y: torch.Tensor, start: int, cfg: PriorConfig, lyrics: list[SongLyrics] | None = None
+    y: torch.Tensor, start: int, cfg: PriorConfig, lyrics: list[SongLyrics] | None = None, shift: float = 0.0
 ) -> tuple[torch.Tensor, list[list[int]] | None]:
     """The song's label rows (N, 4+G[+n_tokens]) for the window starting at code ``start``.
 
     As in the original's ``get_y``, the window's start (in audio samples) is added to the offset the
     row already carries (a song whose rows start at 10 s is timed from 10 s), the length becomes
     the prior's ``sample_length`` and, for a lyrics prior, the window's lyric tokens are filled in.
-    Also returns the song positions of those tokens (-1: padding), or None without lyrics."""
+    Also returns the song positions of those tokens (-1: padding), or None without lyrics. ``shift``
+    (seconds) moves the point whose character centres the lyric window (see ``SongLyrics.window``)."""
     y = y.clone()
     y[:, 1] += start * cfg.hop_length
     y[:, 2] = cfg.sample_length
@@ -95,7 +96,7 @@ def window_labels(
     songs = lyrics if lyrics is not None else [SongLyrics(())] * y.shape[0]  # no lyrics: all padding
     indices = []
     for i, song in enumerate(songs):
-        tokens, idx = song.window(n, int(y[i, 0]), int(y[i, 1]), int(y[i, 2]), cfg.sample_rate)
+        tokens, idx = song.window(n, int(y[i, 0]), int(y[i, 1]), int(y[i, 2]), cfg.sample_rate, shift)
         y[i, -n:] = torch.tensor(tokens)
         indices.append(idx)
     return y, indices
