@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from openjukebox.models import DEFAULT_MODEL
+from openjukebox.sampling import alignment
 from openjukebox.sampling.alignment import ALIGN_SPREAD
 
 ROOT = Path(__file__).parents[2]
@@ -366,3 +367,44 @@ def test_the_resumed_wider_bottom_upsampler_figures_are_those_measured():
         for judge in ("chosen", "timbre_only"):
             e, shipped_e = drift["wider_bottom_upsampler_resumed"][kind][judge], drift["shipped"][kind][judge]
             assert e["settings"] == shipped_e["settings"] and e["through_codec"] == shipped_e["through_codec"]
+
+
+def test_the_shifted_windows_figures_are_those_measured():
+    """docs/measurements/alignment_shifted_windows_rule.md: chosen on the training songs, judged on
+    the held-out ones, where it does not beat the linear rule, so sampling's export is unchanged."""
+    measured = ROOT / "docs" / "measurements"
+    m = json.loads((measured / "alignment_shifted_windows.json").read_text())
+    train, held = m["training_median_error_s"], m["held_out_median_error_s"]
+    q = json.loads((DEFAULT_MODEL / "quality.json").read_text())["lyrics_alignment"]
+    # one placement is today's export: the eval's figures on the same songs
+    assert held["shifts_pm0_spread1"] == q["plain_text_windows_median_error_s"]
+    assert held["shifts_pm0_spread0"] == q["held_out_median_error_s_by_spread"]["0.0"]
+    assert held["linear_rule"] == q["linear_rule_median_error_s"] and m["held_out_songs"] == q["songs"]
+    candidates = [k for k in train if k != "linear_rule" and not k.startswith("shifts_pm0")]
+    assert m["chosen"] == min(candidates, key=train.get) == "shifts_pm4_spread0"
+    low, high = m["chosen_minus_linear_90pct_interval_s"]
+    assert high > low > 0 and not m["replaces_the_export"] and alignment.ALIGN_SHIFTS == (0.0,)
+    card, readme, rule = (
+        _flat(p)
+        for p in (DEFAULT_MODEL / "MODEL_CARD.md", ROOT / "README.md", measured / "alignment_shifted_windows_rule.md")
+    )
+    chosen, lin = held[m["chosen"]], held["linear_rule"]
+    assert f"On the 21 training songs the attention alone then misses by {train[m['chosen']]:.3f} s" in card
+    assert f"(R = 4; today {train['shifts_pm0_spread0']:.3f} s, the linear rule {train['linear_rule']:.3f} s)" in card
+    assert f"it misses by {chosen:.3f} s against {lin:.3f} s for the linear rule (90 % interval" in card
+    assert (
+        f"of the difference {low:+.3f} to {high:+.3f} s)" in card and f"difference {low:+.3f} to {high:+.3f} s)" in rule
+    )
+    primed = [held[f"shifts_pm{r}_spread1"] for r in (2, 4, 8)]
+    assert f"every range gave {min(primed):.3f} to {max(primed):.3f} s" in card
+    assert (
+        f"({train[m['chosen']]:.3f} s against {train['linear_rule']:.3f} s for the linear rule), but not on new ones "
+        f"({chosen:.3f} s against {lin:.3f} s)" in readme
+    )
+    for key, value in (train | {f"held_{k}": v for k, v in held.items()}).items():
+        if key.startswith(("shifts", "held_shifts")):
+            assert f"{value:.3f} s" in rule, key  # the rule doc's table holds every candidate
+    assert (
+        f"misses by {held['timed_windows_pm4']:.3f} s (one placement: {q['timed_windows_median_error_s']:.2f} s)"
+        in rule
+    )
