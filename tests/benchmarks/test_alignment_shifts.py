@@ -50,7 +50,7 @@ def test_the_candidates_are_the_packages_alignment_with_those_shifts(shifts, tmp
     assert not np.array_equal(out[(8, 0.0)], out[(0, 0.0)])  # and the path
 
 
-def test_the_paired_interval_brackets_the_difference_of_medians(shifts):
+def test_the_paired_interval_brackets_the_difference_of_medians():
     blend = load_benchmark("alignment_blend")
     a = [np.array([0.1, -0.2]), np.array([0.3]), np.array([-0.1, 0.2])]
     worse = [x * 3 for x in a]

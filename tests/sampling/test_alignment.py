@@ -106,6 +106,6 @@ def test_shifted_lyric_windows_free_the_path_from_a_head_that_follows_the_window
 
 
 def test_shifts_must_be_given_and_finite():
-    for bad in ((), (0.0, float("nan")), (float("inf"),)):
+    for bad in ((), (0.0, float("nan")), (float("inf"),), 2.0, ("a",)):
         with pytest.raises(ValueError, match="finite lyric-window shifts"):
             alignment.align_songs(SimpleNamespace(), torch.zeros(1, 8), torch.zeros(1, 4), [], None, 0.5, shifts=bad)

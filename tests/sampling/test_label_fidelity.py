@@ -38,6 +38,20 @@ def test_lyric_windows_follow_the_song_offset():
     assert at_zero[0, -n:].tolist() != tokens
 
 
+def test_a_shift_moves_the_lyric_window_by_that_many_seconds_of_the_song():
+    cfg = get_preset("tiny_top_single")
+    n, sr = cfg.lyrics.n_tokens, cfg.sample_rate
+    song = SongLyrics(tuple(range(1, 4 * n + 1)))  # 4n characters over 60 s: n / 15 characters a second
+    y = torch.zeros(1, 4 + cfg.labels.max_bow_genre_size + n, dtype=torch.long)
+    y[0, :3] = torch.tensor([60 * sr, 30 * sr, 0])
+    _, centred = window_labels(y, 0, cfg, [song])
+    for shift in (-6.0, 3.0):
+        row, indices = window_labels(y, 0, cfg, [song], shift)
+        tokens, expected = song.window(n, 60 * sr, 30 * sr, cfg.sample_length, sr, shift)
+        assert row[0, -n:].tolist() == tokens and indices[0] == expected
+        assert abs(indices[0][0] - centred[0][0] - shift * n / 15) < 1  # the linear rule: n / 15 characters a second
+
+
 def test_sample_level_takes_label_rows_with_an_offset_as_they_are():
     prior = _top()
     seen = []

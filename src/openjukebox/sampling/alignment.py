@@ -5,7 +5,8 @@ attention of the alignment layer; the head's weights (codes x window characters)
 song-wide matrix at the characters' song positions, as in the original's ``get_alignment``. With
 ``shifts``, each window runs once per shift of its lyric window (seconds, as training's
 ``--lyric-jitter`` moves it) and the matrix is the mean of those runs: the head's pull towards
-each window's centre is spread over the shifts, what the audio points to is kept. One window's
+each window's centre is spread over the shifts (measured on the shipped model: no gain on songs
+it did not train on, so the default is one placement, as the original). One window's
 weights are in memory at a time. The head is the one asked for, else the config's
 ``alignment_layer``/``alignment_head``, else the most monotonic one on the first windows.
 """
@@ -20,7 +21,7 @@ from ..lyrics.alignment import FRAME_RATE, Alignment, SongAttention, choose_head
 from ..lyrics.timed import SongLyrics
 from ..lyrics.tokenizer import Tokenizer
 from ..prior.model import Prior
-from .engine import plan_windows, window_labels
+from .engine import Window, plan_windows, window_labels
 
 ALIGN_SPREAD = 1.0  # seconds; chosen on the shipped model's training songs (benchmarks/eval_model.py)
 ALIGN_SHIFTS = (0.0,)  # seconds: lyric-window shifts averaged (docs/measurements/alignment_shifted_windows_rule.md)
@@ -42,7 +43,7 @@ def align_songs(
     """Alignments of ``lyrics`` to the top-level ``codes`` (n, T) sampled with label rows ``y``.
 
     Returns [(alignment, song attention matrix (frames, characters))] per song, and what was used:
-    {"layer", "head", "chosen", "score", "frame_seconds", "spread"}. Without a head (given or the
+    {"layer", "head", "chosen", "score", "frame_seconds", "spread", "shifts"}. Without a head (given or the
     model's), the most monotonic one on the first ``probe_windows`` windows of the first song is used.
     ``spread`` (seconds): how far a character's time may stray from where its window put it (the
     linear rule, or the given times) before a Gaussian prior outweighs the attention; 0: none.
@@ -50,8 +51,13 @@ def align_songs(
     """
     if not spread >= 0:  # NaN too; before any window is run
         raise ValueError(f"the alignment's spread must be 0 or more seconds, not {spread}")
-    if not len(shifts) or not np.all(np.isfinite(shifts)):
-        raise ValueError(f"the alignment needs one or more finite lyric-window shifts (seconds), not {shifts}")
+    given = shifts
+    try:
+        shifts = tuple(float(s) for s in shifts)
+    except (TypeError, ValueError):
+        shifts = ()
+    if not shifts or not np.all(np.isfinite(shifts)):
+        raise ValueError(f"the alignment needs one or more finite lyric-window shifts (seconds), not {given!r}")
     cfg = prior.cfg
     windows = plan_windows(codes.shape[1], cfg.n_ctx, max(1, int(hop_fraction * cfg.n_ctx)))
     lc = cfg.lyrics
@@ -70,8 +76,10 @@ def align_songs(
         used = {"layer": head[0], "head": head[1], "chosen": "given"}
     code_seconds = cfg.hop_length / cfg.sample_rate
     used["frame_seconds"] = code_seconds * max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
-    matrices = [m / len(shifts) for m in attention_sums(prior, codes, y, lyrics, windows, head, shifts)]
-    used["spread"], used["shifts"] = spread, [float(s) for s in shifts]
+    matrices = attention_sums(prior, codes, y, lyrics, windows, head, shifts)
+    for matrix in matrices:
+        matrix /= len(shifts)  # in place: a long song's matrix is not copied
+    used["spread"], used["shifts"] = spread, list(shifts)
     results = []
     for i, (song, matrix) in enumerate(zip(lyrics, matrices, strict=True)):
         text = tokenizer.decode(song.tokens)
@@ -83,7 +91,13 @@ def align_songs(
 
 
 def attention_sums(
-    prior: Prior, codes: torch.Tensor, y: torch.Tensor, lyrics: list[SongLyrics], windows: list, head, shifts
+    prior: Prior,
+    codes: torch.Tensor,
+    y: torch.Tensor,
+    lyrics: list[SongLyrics],
+    windows: list[Window],
+    head: tuple[int, int],
+    shifts: tuple[float, ...],
 ) -> list[np.ndarray]:
     """Per song, the song-wide matrix (frames, characters) of ``head``'s attention summed over the
     lyric-window ``shifts`` (seconds): each code counts once per shift."""
