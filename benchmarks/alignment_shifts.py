@@ -30,7 +30,7 @@ from openjukebox.lyrics.alignment import Alignment, expected_centres
 from openjukebox.lyrics.timed import SongLyrics, read_lyrics
 from openjukebox.lyrics.tokenizer import Tokenizer
 from openjukebox.prior.vocab import LabelVocab
-from openjukebox.sampling.alignment import FRAME_RATE, attention_sums
+from openjukebox.sampling.alignment import attention_sums, frame_pool, song_row
 from openjukebox.sampling.engine import plan_windows
 
 RANGES = (2, 4, 8)  # seconds: shifts -R..R in steps of 1 s
@@ -47,14 +47,11 @@ def song_errors(prior, tokenizer, vocab, path: str, entry: dict, vqvae: Path, ti
     codes = encode(path, vqvae, levels=[2]).codes[2]
     n_samples = codes.shape[1] * cfg.hop_length
     seconds = n_samples / cfg.sample_rate
-    genres = [g for g in vocab.genre_ids(entry.get("genre"), cfg.labels.max_bow_genre_size) if g >= 0]
-    genres += [-1] * (cfg.labels.max_bow_genre_size - len(genres))
-    y = torch.tensor([[n_samples, 0, cfg.sample_length, vocab.artist_id(entry.get("artist")), *genres]])
-    y = torch.cat([y, torch.zeros(1, cfg.lyrics.n_tokens, dtype=torch.long)], dim=1)
+    genres = tuple(g for g in vocab.genre_ids(entry.get("genre"), cfg.labels.max_bow_genre_size) if g >= 0)
+    y = song_row(cfg, n_samples, vocab.artist_id(entry.get("artist")), genres)
     windows = plan_windows(codes.shape[1], cfg.n_ctx, cfg.n_ctx // 2)
     head = (cfg.lyrics.alignment_layer, cfg.lyrics.alignment_head or 0)
-    code_seconds = cfg.hop_length / cfg.sample_rate
-    frame_seconds = code_seconds * max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    frame_seconds = frame_pool(cfg) * cfg.hop_length / cfg.sample_rate
     text, truth = tokenizer.decode(song.tokens), np.array(song.times)
     expected = expected_centres(len(truth), seconds)
 

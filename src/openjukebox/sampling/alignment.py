@@ -74,8 +74,7 @@ def align_songs(
         used = {"layer": layer, "head": h, "chosen": "automatically (most monotonic)", "score": round(score, 4)}
     else:
         used = {"layer": head[0], "head": head[1], "chosen": "given"}
-    code_seconds = cfg.hop_length / cfg.sample_rate
-    used["frame_seconds"] = code_seconds * max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    used["frame_seconds"] = frame_pool(cfg) * cfg.hop_length / cfg.sample_rate
     matrices = attention_sums(prior, codes, y, lyrics, windows, head, shifts)
     for matrix in matrices:
         matrix /= len(shifts)  # in place: a long song's matrix is not copied
@@ -90,6 +89,18 @@ def align_songs(
     return results, used
 
 
+def frame_pool(cfg) -> int:
+    """How many codes one alignment frame averages: frames no shorter than 1 / FRAME_RATE seconds."""
+    return max(1, int(round(1.0 / (FRAME_RATE * cfg.hop_length / cfg.sample_rate))))  # as pool_frames rounds
+
+
+def song_row(cfg, n_samples: int, artist: int, genres: tuple = ()) -> torch.Tensor:
+    """The label row (1, 4+G+n_tokens) of a whole song of ``n_samples`` from its start, its lyric
+    tokens left to ``window_labels``: what sampling gives the windows of such a song."""
+    genre_row = [*genres, *[-1] * (cfg.labels.max_bow_genre_size - len(genres))]
+    return torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
+
+
 def attention_sums(
     prior: Prior,
     codes: torch.Tensor,
@@ -101,9 +112,7 @@ def attention_sums(
 ) -> list[np.ndarray]:
     """Per song, the song-wide matrix (frames, characters) of ``head``'s attention summed over the
     lyric-window ``shifts`` (seconds): each code counts once per shift."""
-    cfg = prior.cfg
-    code_seconds = cfg.hop_length / cfg.sample_rate
-    pool = max(1, int(round(1.0 / (FRAME_RATE * code_seconds))))
+    pool = frame_pool(prior.cfg)
     matrices = [SongAttention(codes.shape[1], len(song.tokens), pool) for song in lyrics]
     for w in windows:  # one window in memory at a time
         for shift in shifts:
@@ -158,9 +167,7 @@ def timing_errors(
     cfg = prior.cfg
     n_samples = codes.shape[1] * cfg.hop_length
     seconds = n_samples / cfg.sample_rate
-    slots = cfg.labels.max_bow_genre_size
-    genre_row = [*genres, *[-1] * (slots - len(genres))]
-    y = torch.tensor([[n_samples, 0, cfg.sample_length, artist, *genre_row, *[0] * cfg.lyrics.n_tokens]])
+    y = song_row(cfg, n_samples, artist, tuple(genres))
     windowed = song if windows_from_times else SongLyrics(song.tokens)
     [(alignment, matrix)], used = align_songs(
         prior, codes, y, [windowed], tokenizer, hop_fraction=0.5, spread=0.0, shifts=shifts
